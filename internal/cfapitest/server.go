@@ -1,0 +1,73 @@
+// Package cfapitest is a stand-in for Cloudflare's v4 API, served by
+// httptest, answering in the real API's shapes (envelope, errors, paging).
+// Tests and benchmarks point cfguard's --api-url at it; nothing else in
+// cfguard is stood in for.
+package cfapitest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// Server is the stand-in API. Its fields may be changed between requests
+// (under Lock) by the test that owns it. Each endpoint group lives in its
+// own file: ips.go (GET /ips), zones.go (token check, zones, settings, DNS).
+type Server struct {
+	*httptest.Server
+	mu sync.Mutex
+	// Requests counts requests by path, for tests that assert what was asked.
+	Requests map[string]int
+
+	ips ipsState   // see ips.go
+	zs  zonesState // see zones.go
+}
+
+// New starts a stand-in API; it is closed when the test ends. The base URL
+// for --api-url is s.URL (the stand-in serves at the root, as /client/v4
+// would be on the real one).
+func New(tb testing.TB) *Server {
+	s := NewServer()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a stand-in API outside a test (benchmark scripts); the
+// caller closes it.
+func NewServer() *Server {
+	s := &Server{Requests: map[string]int{}}
+	s.ips = defaultIPs()
+	mux := http.NewServeMux()
+	s.routeIPs(mux)
+	s.routeZones(mux)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.Requests[r.URL.Path]++
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	return s
+}
+
+// envelope writes the API's standard success envelope around result.
+func envelope(w http.ResponseWriter, status int, result any, resultInfo any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body := map[string]any{"success": true, "errors": []any{}, "messages": []any{}, "result": result}
+	if resultInfo != nil {
+		body["result_info"] = resultInfo
+	}
+	json.NewEncoder(w).Encode(body)
+}
+
+// apiError writes the API's error envelope, e.g. code 9109 "Invalid access token".
+func apiError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"success": false, "messages": []any{}, "result": nil,
+		"errors": []any{map[string]any{"code": code, "message": message}},
+	})
+}
