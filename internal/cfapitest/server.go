@@ -6,6 +6,7 @@ package cfapitest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -34,15 +35,33 @@ func New(tb testing.TB) *Server {
 	return s
 }
 
+// NewOn starts a stand-in API on a listener the test made, e.g. one opened
+// inside a test network namespace with nstest.NS.Do, so that a cfguard
+// process running in that namespace can reach it.
+func NewOn(tb testing.TB, ln net.Listener) *Server {
+	s := build()
+	s.Server.Listener.Close()
+	s.Server.Listener = ln
+	s.Start()
+	tb.Cleanup(s.Close)
+	return s
+}
+
 // NewServer starts a stand-in API outside a test (benchmark scripts); the
 // caller closes it.
 func NewServer() *Server {
+	s := build()
+	s.Start()
+	return s
+}
+
+func build() *Server {
 	s := &Server{Requests: map[string]int{}}
 	s.ips = defaultIPs()
 	mux := http.NewServeMux()
 	s.routeIPs(mux)
 	s.routeZones(mux)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.Requests[r.URL.Path]++
 		s.mu.Unlock()
