@@ -47,6 +47,16 @@ func NewOn(tb testing.TB, ln net.Listener) *Server {
 	return s
 }
 
+// NewServerOn starts a stand-in API on ln outside a test (the
+// cfapi-standin command); the caller closes it.
+func NewServerOn(ln net.Listener) *Server {
+	s := build()
+	s.Server.Listener.Close()
+	s.Server.Listener = ln
+	s.Start()
+	return s
+}
+
 // NewServer starts a stand-in API outside a test (benchmark scripts); the
 // caller closes it.
 func NewServer() *Server {

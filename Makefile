@@ -1,0 +1,48 @@
+# cfguard: a thin index of what can be done here. `make help` lists it.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= /etc/systemd/system
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+
+.PHONY: help build test lint demo bench install uninstall clean
+
+help:
+	@echo "make build    build bin/cfguard"
+	@echo "make test     gofmt, go vet and every test (kernel and web-server tests need root)"
+	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
+	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
+	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
+
+build:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/cfguard ./cmd/cfguard
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: lint
+	$(GO) test -count=1 -timeout 25m ./...
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./scripts/bench.sh
+
+install: build
+	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
+	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service; do \
+		sed 's#@BINDIR@#$(BINDIR)#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		install -D -m 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u && rm $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+	done
+	[ -e $(DESTDIR)/etc/default/cfguard ] || install -D -m 0644 systemd/cfguard.default $(DESTDIR)/etc/default/cfguard
+	[ -e $(DESTDIR)/etc/cfguard/api-token ] || install -D -m 0600 /dev/null $(DESTDIR)/etc/cfguard/api-token
+	@echo "installed. Next: systemctl daemon-reload && systemctl enable --now cfguard-restore.service cfguard-sync.timer && cfguard sync && cfguard status"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cfguard
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service)
+
+clean:
+	rm -rf bin
