@@ -1,0 +1,53 @@
+package probe
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Timeouts of the probes. The orchestrator may shorten them through the
+// context or, for HTTP and Elsewhere, pass its own (--timeout).
+const (
+	// DialTimeout bounds one TCP connect (Cloudflare itself waits 19 s).
+	DialTimeout = 10 * time.Second
+	// TLSTimeout bounds one TLS handshake after the connect.
+	TLSTimeout = 10 * time.Second
+	// HTTPTimeout is the default wait for the response headers of GET /
+	// (Cloudflare waits proxy_read_timeout, 125 s by default).
+	HTTPTimeout = 10 * time.Second
+	// RouteTimeout bounds one netlink route lookup.
+	RouteTimeout = 2 * time.Second
+)
+
+// SSL modes of a zone (the `ssl` setting), as Target.SSLMode.
+const (
+	ModeOff        = "off"
+	ModeFlexible   = "flexible"
+	ModeFull       = "full"
+	ModeStrict     = "strict"
+	ModeOriginPull = "origin_pull"
+)
+
+// Target is one path's origin end: the hostname a visitor asked for, the
+// address and port Cloudflare connects to, the scheme it speaks there and
+// the zone's SSL mode.
+type Target struct {
+	Hostname string
+	Addr     netip.Addr
+	Port     int
+	Scheme   string // "http" or "https"
+	SSLMode  string // off, flexible, full, strict, origin_pull
+}
+
+// hostPort is "192.0.2.1:443" or "[2001:db8::1]:443".
+func (t Target) hostPort() string {
+	return net.JoinHostPort(t.Addr.Unmap().String(), strconv.Itoa(t.Port))
+}
+
+// verifiesCertificate reports whether Cloudflare checks the origin's
+// certificate under the target's SSL mode.
+func (t Target) verifiesCertificate() bool {
+	return t.SSLMode == ModeStrict || t.SSLMode == ModeOriginPull
+}
