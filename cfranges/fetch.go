@@ -1,0 +1,341 @@
+package cfranges
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/cloudflare-go/v7/ips"
+	"github.com/cloudflare/cloudflare-go/v7/option"
+)
+
+// DefaultBaseURL is Cloudflare's v4 API.
+const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
+
+const (
+	// FetchTimeout bounds the whole fetch, retries included.
+	FetchTimeout = 30 * time.Second
+	// FetchRetries is how often a 408/409/429/5xx or a connection error is
+	// retried (by the SDK, 0.5 s then 1 s apart, or as Retry-After says).
+	FetchRetries = 2
+	// MaxAnswerBytes caps the body read; the real answer is about 1 KiB.
+	MaxAnswerBytes = 1 << 20
+)
+
+// Sentinels for why a fetch failed (refusals of the ranges themselves match
+// ErrInvalidList, see Validate). Each is wrapped in a one-line error that
+// names the URL (without credentials) and the reason.
+var (
+	ErrHTTPStatus = errors.New("unexpected HTTP status")
+	ErrNotAPIJSON = errors.New("not the API's JSON")
+	ErrAPIFailure = errors.New("the API reported failure")
+	ErrTimeout    = errors.New("gave up waiting for the API")
+	ErrNoChina    = errors.New("no China Network ranges")
+)
+
+// Fetcher asks Cloudflare's API for its published ranges. The zero value
+// asks the real API with a fresh http.Client (proxy from HTTPS_PROXY as
+// usual). It reads nothing else from the environment and sends no
+// credentials: GET /ips needs none.
+type Fetcher struct {
+	BaseURL    string        // "" → DefaultBaseURL; the stand-in API's URL in tests
+	HTTPClient *http.Client  // nil → a new http.Client{}
+	Timeout    time.Duration // whole fetch incl. retries; 0 → FetchTimeout
+	UserAgent  string        // e.g. "cfguard/1.2.3"; "" → "cfguard"
+}
+
+// errFetchTimeout is the cause of our own deadline, to tell it from the
+// caller cancelling.
+var errFetchTimeout = errors.New("fetch timeout")
+
+// Fetch asks GET {BaseURL}/ips (with networks=jdcloud when china), checks
+// the answer and returns it validated, with Source=SourceAPI, the etag and
+// FetchedAt=now. It refuses, with one line naming the reason: an HTTP
+// status other than 200 (ErrHTTPStatus, with the API's error code and
+// message when it sent them); a body that is not the API's JSON envelope
+// (ErrNotAPIJSON: HTML page, truncated, wrong shape); success=false
+// (ErrAPIFailure, with code and message); an entry that is not a CIDR
+// (ErrInvalidPrefix); no China Network ranges when china (ErrNoChina); and
+// anything Validate refuses. When the whole fetch runs out of time it
+// returns ErrTimeout (also matching context.DeadlineExceeded).
+func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
+	base := f.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	where := redactURL(strings.TrimRight(base, "/") + "/ips")
+	fail := func(format string, args ...any) (List, error) {
+		return List{}, fmt.Errorf("fetching Cloudflare ranges from %s: "+format, append([]any{where}, args...)...)
+	}
+	if _, err := url.Parse(base); err != nil {
+		return fail("bad API URL: %w", errors.Unwrap(err))
+	}
+
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = FetchTimeout
+	}
+	fctx, cancel := context.WithTimeoutCause(ctx, timeout, errFetchTimeout)
+	defer cancel()
+
+	client := f.HTTPClient
+	if client == nil {
+		client = &http.Client{}
+	}
+	ua := f.UserAgent
+	if ua == "" {
+		ua = "cfguard"
+	}
+	// Options built by hand: NewIPService reads no environment (unlike the
+	// root package's NewClient), and no token option means no
+	// Authorization header.
+	svc := ips.NewIPService(
+		option.WithBaseURL(base),
+		option.WithHTTPClient(client),
+		option.WithMaxRetries(FetchRetries),
+		option.WithHeader("User-Agent", ua),
+		option.WithMiddleware(limitBody),
+	)
+	var params ips.IPListParams
+	if china {
+		params.Networks.Value = "jdcloud"
+		params.Networks.Present = true
+	}
+	var (
+		raw  []byte
+		resp *http.Response
+	)
+	// The SDK does the request and the retries; the body comes back raw
+	// (WithResponseBodyInto a []byte) and the final response through
+	// WithResponseInto, so that status, content type and envelope are
+	// checked here, strictly, instead of by the SDK's lenient decoder.
+	_, err := svc.List(fctx, params, option.WithResponseBodyInto(&raw), option.WithResponseInto(&resp))
+	switch {
+	case context.Cause(fctx) == errFetchTimeout && ctx.Err() == nil:
+		return fail("%w after %s (the whole fetch, retries included): %w", ErrTimeout, timeout, context.DeadlineExceeded)
+	case ctx.Err() != nil:
+		return fail("interrupted: %w", ctx.Err())
+	}
+	if err != nil && resp != nil && resp.StatusCode != http.StatusOK {
+		// The SDK turns >= 400 into an error and puts the body back.
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return fail("%w", statusError(resp, body))
+	}
+	if err != nil {
+		// Transport error, or the body could not be read in full.
+		var tooBig *tooBigError
+		if errors.As(err, &tooBig) {
+			return fail("%w: answer larger than %d bytes", ErrNotAPIJSON, MaxAnswerBytes)
+		}
+		return fail("%w", unwrapURLError(err))
+	}
+	if resp == nil {
+		return fail("%w: no response", ErrNotAPIJSON)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail("%w", statusError(resp, raw))
+	}
+
+	env, err := parseEnvelope(raw)
+	if err != nil {
+		return fail("%w", describeNotJSON(resp, raw, err))
+	}
+	if !*env.Success {
+		return fail("%w: %s", ErrAPIFailure, apiMessages(env.Errors))
+	}
+	if env.Result == nil {
+		return fail("%w: success without a result", ErrNotAPIJSON)
+	}
+
+	l := List{Etag: env.Result.Etag, FetchedAt: time.Now(), Source: SourceAPI}
+	if l.IPv4, err = parsePrefixes(fieldIPv4, env.Result.IPv4); err != nil {
+		return fail("%w", err)
+	}
+	if l.IPv6, err = parsePrefixes(fieldIPv6, env.Result.IPv6); err != nil {
+		return fail("%w", err)
+	}
+	if china { // jdcloud_cidrs that were not asked for are ignored, never installed
+		if l.JDCloud, err = parsePrefixes(fieldJDCloud, env.Result.JDCloud); err != nil {
+			return fail("%w", err)
+		}
+	}
+	if err := Validate(l); err != nil {
+		return fail("%w", err)
+	}
+	if china && len(l.JDCloud) == 0 {
+		return fail("%w: asked with networks=jdcloud but jdcloud_cidrs is missing or empty", ErrNoChina)
+	}
+	return l, nil
+}
+
+// apiEnvelope is the API's standard answer, decoded strictly: success must
+// be present and result must have the /ips shape.
+type apiEnvelope struct {
+	Success  *bool        `json:"success"`
+	Errors   []apiMessage `json:"errors"`
+	Messages []apiMessage `json:"messages"`
+	Result   *ipsResult   `json:"result"`
+}
+
+type apiMessage struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type ipsResult struct {
+	Etag    string   `json:"etag"`
+	IPv4    []string `json:"ipv4_cidrs"`
+	IPv6    []string `json:"ipv6_cidrs"`
+	JDCloud []string `json:"jdcloud_cidrs"`
+}
+
+func parseEnvelope(raw []byte) (*apiEnvelope, error) {
+	var env apiEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	if env.Success == nil {
+		return nil, errors.New(`no "success" field`)
+	}
+	return &env, nil
+}
+
+func apiMessages(msgs []apiMessage) string {
+	if len(msgs) == 0 {
+		return "no error given"
+	}
+	parts := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		parts = append(parts, fmt.Sprintf("error %d: %s", m.Code, oneLine(m.Message, 200)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// statusError describes a non-200 answer, with the API's own errors when
+// the body is its JSON envelope.
+func statusError(resp *http.Response, body []byte) error {
+	status := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if env, err := parseEnvelope(body); err == nil && len(env.Errors) > 0 {
+		return fmt.Errorf("%w: %s (%s)", ErrHTTPStatus, status, apiMessages(env.Errors))
+	}
+	if ct := mediaType(resp); ct != "" {
+		return fmt.Errorf("%w: %s (a %s answer)", ErrHTTPStatus, status, ct)
+	}
+	return fmt.Errorf("%w: %s", ErrHTTPStatus, status)
+}
+
+func describeNotJSON(resp *http.Response, raw []byte, err error) error {
+	ct := mediaType(resp)
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	var syn *json.SyntaxError
+	switch {
+	case len(raw) == 0:
+		return fmt.Errorf("%w: empty body (%s)", ErrNotAPIJSON, ct)
+	case errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &syn) && syn.Offset >= int64(len(raw))):
+		return fmt.Errorf("%w: truncated after %d bytes (%s)", ErrNotAPIJSON, len(raw), ct)
+	case ct != "application/json":
+		return fmt.Errorf("%w: a %s answer beginning %q", ErrNotAPIJSON, ct, oneLine(string(raw), 40))
+	default:
+		return fmt.Errorf("%w: %s", ErrNotAPIJSON, oneLine(err.Error(), 200))
+	}
+}
+
+func mediaType(resp *http.Response) string {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt
+}
+
+// parsePrefixes parses one field of the answer; the first bad entry is
+// refused with ErrInvalidPrefix.
+func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, &PrefixError{Field: field, Entry: oneLine(s, 60), Reason: "not a valid CIDR", Kind: ErrInvalidPrefix}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// limitBody is a middleware that makes reading more than MaxAnswerBytes
+// an error, so a broken or hostile server cannot fill memory.
+func limitBody(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	resp, err := next(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &limitedBody{rc: resp.Body, left: MaxAnswerBytes}
+	}
+	return resp, err
+}
+
+type tooBigError struct{}
+
+func (*tooBigError) Error() string { return fmt.Sprintf("answer larger than %d bytes", MaxAnswerBytes) }
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One more byte means it is too big; EOF means it fit exactly.
+		var one [1]byte
+		if n, _ := b.rc.Read(one[:]); n > 0 {
+			return 0, &tooBigError{}
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// unwrapURLError drops *url.Error's "Get "URL":" prefix: the URL is
+// already named once (redacted) in the message.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// redactURL hides a password in the URL, should one ever be put there.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "the configured API URL"
+	}
+	return u.Redacted()
+}
+
+// oneLine shortens s to at most n runes on one line, for quoting untrusted
+// text in an error.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
