@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/cfguard/cfguard/internal/guard"
+)
+
+// Defaults of the settings shared by every command (flag, environment variable).
+const (
+	defaultAPIURL   = "https://api.cloudflare.com/client/v4"
+	defaultStateDir = "/var/lib/cfguard"
+	defaultPorts    = "80,443"
+	defaultTable    = "cfguard"
+	// credentialName is the file systemd's LoadCredential= puts in $CREDENTIALS_DIRECTORY.
+	credentialName = "cloudflare-api-token"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// globals are the settings every command shares, parsed from flags and
+// environment variables. Packages get plain config structs built from it.
+type globals struct {
+	apiURL    string
+	tokenFlag string
+	tokenFile string
+	stateDir  string
+	ports     []uint16
+	table     string
+	debug     bool
+	stdout    io.Writer
+	stderr    io.Writer
+	logger    *slog.Logger
+}
+
+func newApp(stdout, stderr io.Writer) *cli.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	app := &cli.Command{
+		Name:  "cfguard",
+		Usage: "keep this origin reachable from Cloudflare and nobody else, and explain every 52x",
+		Description: "Every setting is a flag and an environment variable, so that a systemd\n" +
+			"EnvironmentFile=/etc/default/cfguard configures any command.\n\n" +
+			"Exit codes: 0 done (changed or already up to date), 1 the operation failed and\n" +
+			"the firewall was left exactly as it was (status: not protected; verify: a path\n" +
+			"would fail), 2 usage error, 3 verify could not run.",
+		Version:               version,
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		EnableShellCompletion: true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print a shell completion script: bash, zsh or fish"
+		},
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "api-url", Value: defaultAPIURL, Sources: cli.EnvVars("CFGUARD_API_URL"), Usage: "Cloudflare API base URL", Destination: &g.apiURL},
+			&cli.StringFlag{Name: "api-token", Sources: cli.EnvVars("CLOUDFLARE_API_TOKEN"), Usage: "Cloudflare API token (verify only; sync needs none)", Destination: &g.tokenFlag},
+			&cli.StringFlag{Name: "api-token-file", Sources: cli.EnvVars("CFGUARD_API_TOKEN_FILE"), Usage: "file holding the API token (systemd: LoadCredential=" + credentialName + ":…)", Destination: &g.tokenFile},
+			&cli.StringFlag{Name: "state-dir", Value: defaultStateDir, Sources: cli.EnvVars("CFGUARD_STATE_DIR", "STATE_DIRECTORY"), Usage: "where the last good list and the lock live", Destination: &g.stateDir},
+			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "TCP ports only Cloudflare may reach, comma-separated"},
+			&cli.StringFlag{Name: "table", Value: defaultTable, Sources: cli.EnvVars("CFGUARD_TABLE"), Usage: "name of cfguard's own table (family inet)", Destination: &g.table},
+			&cli.BoolFlag{Name: "debug", Sources: cli.EnvVars("CFGUARD_DEBUG"), Usage: "log what cfguard does to stderr", Destination: &g.debug},
+		},
+		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
+			return ctx, g.parse(cmd)
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() > 0 {
+				return usageErr(fmt.Errorf("unknown command %q (see cfguard --help)", cmd.Args().First()))
+			}
+			cli.ShowRootCommandHelp(cmd)
+			return silent(exitUsage)
+		},
+		Commands: []*cli.Command{
+			syncCommand(g),
+			restoreCommand(g),
+			removeCommand(g),
+			statusCommand(g),
+			rangesCommand(g),
+			versionCommand(g),
+		},
+	}
+	for _, c := range extraCommands {
+		app.Commands = append(app.Commands, c(g))
+	}
+	markUsageErrors(app)
+	return app
+}
+
+// extraCommands lets a command live in its own file and register itself
+// (verify.go).
+var extraCommands []func(*globals) *cli.Command
+
+// markUsageErrors makes every flag-parsing error exit with code 2.
+func markUsageErrors(c *cli.Command) {
+	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+		return usageErr(fmt.Errorf("%s: %w (see %s --help)", cmd.Name, err, cmd.FullName()))
+	}
+	for _, sub := range c.Commands {
+		markUsageErrors(sub)
+	}
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
+
+func (g *globals) parse(cmd *cli.Command) error {
+	level := slog.LevelWarn
+	if g.debug {
+		level = slog.LevelDebug
+	}
+	g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	if !tableName.MatchString(g.table) {
+		return usageErr(fmt.Errorf("--table %q: use letters, digits, _ and - (at most 64, starting with a letter)", g.table))
+	}
+	ports, err := parsePorts(cmd.String("ports"))
+	if err != nil {
+		return usageErr(err)
+	}
+	g.ports = ports
+	if !strings.HasPrefix(g.apiURL, "https://") && !strings.HasPrefix(g.apiURL, "http://") {
+		return usageErr(fmt.Errorf("--api-url %q: want an http(s) URL", g.apiURL))
+	}
+	if !filepath.IsAbs(g.stateDir) {
+		abs, err := filepath.Abs(g.stateDir)
+		if err != nil {
+			return usageErr(fmt.Errorf("--state-dir: %w", err))
+		}
+		g.stateDir = abs
+	}
+	return nil
+}
+
+func parsePorts(s string) ([]uint16, error) {
+	var out []uint16
+	seen := map[uint16]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("--ports %q: %q is not a port (1-65535)", s, f)
+		}
+		if !seen[uint16(n)] {
+			seen[uint16(n)] = true
+			out = append(out, uint16(n))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--ports %q: name at least one port", s)
+	}
+	return out, nil
+}
+
+// parseAllow reads --allow values: a CIDR or a single address.
+func parseAllow(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				a, aerr := netip.ParseAddr(f)
+				if aerr != nil {
+					return nil, fmt.Errorf("--allow %q: not an address or CIDR", f)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Bits() == 0 {
+				return nil, fmt.Errorf("--allow %q would let everyone in; to stop guarding, run `cfguard remove`", f)
+			}
+			if p.Masked() != p {
+				return nil, fmt.Errorf("--allow %q has host bits set; did you mean %s?", f, p.Masked())
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// token returns the API token from --api-token, --api-token-file, or the
+// systemd credential, never echoing it anywhere.
+func (g *globals) token() (string, error) {
+	if g.tokenFlag != "" {
+		return strings.TrimSpace(g.tokenFlag), nil
+	}
+	path := g.tokenFile
+	if path == "" {
+		if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" {
+			if _, err := os.Stat(filepath.Join(dir, credentialName)); err == nil {
+				path = filepath.Join(dir, credentialName)
+			}
+		}
+	}
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the API token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("the API token file %s is empty", path)
+	}
+	return tok, nil
+}
+
+func (g *globals) guard() guard.Config {
+	return guard.Config{
+		StateDir:  g.stateDir,
+		Table:     g.table,
+		Ports:     g.ports,
+		APIURL:    g.apiURL,
+		UserAgent: "cfguard/" + version,
+		Logger:    g.logger,
+	}
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (g *globals) warn(msg string) {
+	fmt.Fprintln(g.stderr, "cfguard: warning: "+msg)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"strings"
+)
+
+// Exit codes, documented in the README and in `cfguard --help`.
+const (
+	exitOK       = 0 // done (changed or already up to date); verify: no path would fail
+	exitFailed   = 1 // the operation failed and the firewall was left exactly as it was; verify: a path would fail; status: not protected
+	exitUsage    = 2 // a bad flag or argument
+	exitCannotGo = 3 // verify could not run (token refused, API unreachable)
+)
+
+// exitError carries an exit code. Its message may be empty when the command
+// already said everything it had to say (status: not protected).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error  { return &exitError{exitUsage, err} }
+func failed(err error) error    { return &exitError{exitFailed, err} }
+func silent(code int) error     { return &exitError{code: code} }
+func cannotRun(err error) error { return &exitError{exitCannotGo, err} }
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return exitFailed
+}
+
+// oneLine keeps an error to the single line the standards ask for.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

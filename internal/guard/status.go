@@ -1,0 +1,103 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go4.org/netipx"
+
+	"github.com/cfguard/cfguard/cfranges"
+)
+
+// Status is whether this origin is protected, and how fresh that is.
+type Status struct {
+	Protected bool     `json:"protected"`
+	Table     string   `json:"table"`
+	Present   bool     `json:"table_present"`
+	Hooked    bool     `json:"hooked"`
+	Problems  []string `json:"problems"`
+	Ports     []uint16 `json:"ports"`
+	IPv4      int      `json:"ipv4_ranges"` // Cloudflare ranges in the kernel, as merged intervals
+	IPv6      int      `json:"ipv6_ranges"`
+	Allow     int      `json:"allow_ranges"`
+
+	LastSync   *time.Time `json:"last_sync,omitempty"` // fetch time of the cached list
+	AgeSeconds int64      `json:"age_seconds,omitempty"`
+	Etag       string     `json:"etag,omitempty"`
+	CacheError string     `json:"cache_error,omitempty"`
+
+	// Drift between the kernel and the last good list: in the cache but not
+	// in the kernel (Missing), in the kernel but not in the cache (Extra).
+	Missing []netip.Prefix `json:"missing"`
+	Extra   []netip.Prefix `json:"extra"`
+}
+
+// ReadStatus reads the kernel and the cache; it changes nothing.
+func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) {
+	st := Status{Table: cfg.Table, Problems: []string{}, Missing: []netip.Prefix{}, Extra: []netip.Prefix{}}
+	fw, err := cfg.firewall()
+	if err != nil {
+		return st, err
+	}
+	defer fw.Close()
+	k, err := fw.Read(ctx)
+	if err != nil {
+		return st, fmt.Errorf("reading table inet %s: %w", cfg.Table, err)
+	}
+	st.Present, st.Hooked, st.Ports = k.Present, k.Hooked, k.Ports
+	st.Problems = append(st.Problems, k.Problems...)
+	st.IPv4, st.IPv6, st.Allow = len(k.Cloudflare4), len(k.Cloudflare6), len(k.Allow)
+	switch {
+	case !k.Present:
+		st.Problems = append(st.Problems, fmt.Sprintf("table inet %s does not exist: run `cfguard sync` (or `cfguard restore` offline)", cfg.Table))
+	case st.IPv4+st.IPv6 == 0:
+		st.Problems = append(st.Problems, "the Cloudflare sets are empty: web ports answer nobody but --allow sources")
+	}
+	st.Protected = k.Present && k.Hooked && st.IPv4+st.IPv6 > 0
+
+	list, err := cfranges.Load(cfg.StateDir)
+	switch {
+	case errors.Is(err, cfranges.ErrNoCache):
+		st.CacheError = "no successful sync recorded yet"
+	case err != nil:
+		st.CacheError = err.Error()
+	default:
+		t := list.FetchedAt
+		st.LastSync, st.Etag = &t, list.Etag
+		st.AgeSeconds = int64(now.Sub(t).Seconds())
+		if k.Present {
+			kernel := append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...)
+			st.Missing, st.Extra = diff(list.All(), kernel)
+			if len(st.Missing)+len(st.Extra) > 0 {
+				st.Problems = append(st.Problems, fmt.Sprintf("the kernel differs from the last good list (%d missing, %d extra): run `cfguard sync`", len(st.Missing), len(st.Extra)))
+			}
+		}
+	}
+	return st, nil
+}
+
+// diff compares two prefix lists as address sets and returns what only a
+// holds and what only b holds, as merged prefixes.
+func diff(a, b []netip.Prefix) (onlyA, onlyB []netip.Prefix) {
+	sa, sb := set(a), set(b)
+	var x, y netipx.IPSetBuilder
+	x.AddSet(sa)
+	x.RemoveSet(sb)
+	y.AddSet(sb)
+	y.RemoveSet(sa)
+	ra, _ := x.IPSet()
+	rb, _ := y.IPSet()
+	return nonNil(ra.Prefixes()), nonNil(rb.Prefixes())
+}
+
+func set(ps []netip.Prefix) *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	for _, p := range ps {
+		b.AddPrefix(p)
+	}
+	s, _ := b.IPSet()
+	return s
+}
