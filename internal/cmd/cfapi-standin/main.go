@@ -1,0 +1,61 @@
+// Command cfapi-standin serves the stand-in Cloudflare API (internal/cfapitest)
+// for the demo and the whole-command benchmarks. It prints its base URL on
+// the first line of standard output and serves until killed. It is never
+// installed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/cfguard/cfguard/internal/cfapitest"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to serve on (loopback only)")
+	alternate := flag.Bool("alternate", false, "answer /ips with two lists in turn (a changing sync every time)")
+	flag.Parse()
+
+	host, _, err := net.SplitHostPort(*listen)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		fmt.Fprintln(os.Stderr, "cfapi-standin: --listen must be a loopback address:port")
+		os.Exit(2)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cfapi-standin:", err)
+		os.Exit(1)
+	}
+	s := cfapitest.NewServerOn(ln)
+	defer s.Close()
+	if *alternate {
+		// Every other answer adds the benchmarking prefix 198.18.0.0/15, so
+		// each sync adds or removes one range (and never trips the shrink guard).
+		var mu sync.Mutex
+		flip := false
+		next := s.Config.Handler
+		s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ips" {
+				mu.Lock()
+				flip = !flip
+				v4 := cfapitest.DefaultIPv4
+				if flip {
+					v4 = append(append([]string{}, v4...), "198.18.0.0/15")
+				}
+				s.SetIPs(v4, cfapitest.DefaultIPv6, cfapitest.DefaultJDCloud, "")
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	fmt.Println(s.URL)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+}
