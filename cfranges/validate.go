@@ -147,9 +147,6 @@ func checkPrefix(field string, p netip.Prefix, fam family) error {
 	if !p.IsValid() {
 		return &PrefixError{Field: field, Reason: "not a valid CIDR", Kind: ErrInvalidPrefix}
 	}
-	if p.Addr().Zone() != "" {
-		return refuse(ErrInvalidPrefix, "an address with a zone is not a CIDR")
-	}
 	switch {
 	case fam == famV4 && !p.Addr().Is4():
 		return refuse(ErrWrongFamily, "not an IPv4 prefix")
@@ -178,10 +175,18 @@ func checkPrefix(field string, p netip.Prefix, fam family) error {
 	return nil
 }
 
-// checkSpace applies the size and reserved-space rules to a valid, masked prefix.
+// checkSpace applies the size and reserved-space rules to a valid, masked
+// prefix. A prefix inside a reserved block is named for that block (fc00::/7
+// is "private", not "too broad"); a broad one is "too broad" before it is
+// "contains private …".
 func checkSpace(p netip.Prefix, refuse func(error, string, ...any) error) error {
 	if p.Bits() == 0 {
 		return refuse(ErrDefaultRoute, "default route (matches every address)")
+	}
+	for _, b := range reservedBlocks {
+		if p.Addr().Is4() == b.prefix.Addr().Is4() && p.Bits() >= b.prefix.Bits() && b.prefix.Contains(p.Addr()) {
+			return refuse(ErrReserved, "%s", b.what)
+		}
 	}
 	if p.Addr().Is4() && p.Bits() < MinBitsIPv4 {
 		return refuse(ErrTooBroad, "broader than /%d", MinBitsIPv4)
@@ -190,13 +195,9 @@ func checkSpace(p netip.Prefix, refuse func(error, string, ...any) error) error 
 		return refuse(ErrTooBroad, "broader than /%d", MinBitsIPv6)
 	}
 	for _, b := range reservedBlocks {
-		if !b.prefix.Overlaps(p) {
-			continue
+		if b.prefix.Overlaps(p) {
+			return refuse(ErrReserved, "contains %s", b.what)
 		}
-		if p.Bits() >= b.prefix.Bits() {
-			return refuse(ErrReserved, "%s", b.what)
-		}
-		return refuse(ErrReserved, "contains %s", b.what)
 	}
 	return nil
 }
