@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -34,12 +35,26 @@ const (
 // ErrInvalidList, see Validate). Each is wrapped in a one-line error that
 // names the URL (without credentials) and the reason.
 var (
-	ErrHTTPStatus = errors.New("unexpected HTTP status")
+	ErrHTTPStatus = errors.New("HTTP status not 200")
 	ErrNotAPIJSON = errors.New("not the API's JSON")
 	ErrAPIFailure = errors.New("the API reported failure")
 	ErrTimeout    = errors.New("gave up waiting for the API")
 	ErrNoChina    = errors.New("no China Network ranges")
 )
+
+// fetchError carries a sentence of its own and matches its kind (and,
+// for a timeout, context.DeadlineExceeded).
+type fetchError struct {
+	msg  string
+	kind []error
+}
+
+func (e *fetchError) Error() string   { return e.msg }
+func (e *fetchError) Unwrap() []error { return e.kind }
+
+func fetchErr(kind error, format string, args ...any) error {
+	return &fetchError{msg: fmt.Sprintf(format, args...), kind: []error{kind}}
+}
 
 // Fetcher asks Cloudflare's API for its published ranges. The zero value
 // asks the real API with a fresh http.Client (proxy from HTTPS_PROXY as
@@ -75,14 +90,15 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 	fail := func(format string, args ...any) (List, error) {
 		return List{}, fmt.Errorf("fetching Cloudflare ranges from %s: "+format, append([]any{where}, args...)...)
 	}
-	if _, err := url.Parse(base); err != nil {
-		return fail("bad API URL: %w", errors.Unwrap(err))
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fail("the API URL must be an absolute http:// or https:// URL")
 	}
 
 	timeout := f.Timeout
 	if timeout <= 0 {
 		timeout = FetchTimeout
 	}
+	attempts := 0 // requests made, retries included (counted by a middleware)
 	fctx, cancel := context.WithTimeoutCause(ctx, timeout, errFetchTimeout)
 	defer cancel()
 
@@ -102,7 +118,10 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 		option.WithHTTPClient(client),
 		option.WithMaxRetries(FetchRetries),
 		option.WithHeader("User-Agent", ua),
-		option.WithMiddleware(limitBody),
+		option.WithMiddleware(limitBody, func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+			attempts++
+			return next(req)
+		}),
 	)
 	var params ips.IPListParams
 	if china {
@@ -120,7 +139,10 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 	_, err := svc.List(fctx, params, option.WithResponseBodyInto(&raw), option.WithResponseInto(&resp))
 	switch {
 	case context.Cause(fctx) == errFetchTimeout && ctx.Err() == nil:
-		return fail("%w after %s (the whole fetch, retries included): %w", ErrTimeout, timeout, context.DeadlineExceeded)
+		return fail("%w", &fetchError{
+			msg:  fmt.Sprintf("gave up after %s without a complete answer (%s made; the limit covers all retries)", timeout, attemptsText(attempts)),
+			kind: []error{ErrTimeout, context.DeadlineExceeded},
+		})
 	case ctx.Err() != nil:
 		return fail("interrupted: %w", ctx.Err())
 	}
@@ -128,21 +150,24 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 		// The SDK turns >= 400 into an error and puts the body back.
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return fail("%w", statusError(resp, body))
+		return fail("%w", statusError(resp, body, attempts))
 	}
 	if err != nil {
 		// Transport error, or the body could not be read in full.
 		var tooBig *tooBigError
 		if errors.As(err, &tooBig) {
-			return fail("%w: answer larger than %d bytes", ErrNotAPIJSON, MaxAnswerBytes)
+			return fail("%w", fetchErr(ErrNotAPIJSON, "the answer is larger than %d bytes, not the API's JSON", MaxAnswerBytes))
 		}
-		return fail("%w", unwrapURLError(err))
+		if resp != nil && errors.Is(err, io.ErrUnexpectedEOF) {
+			return fail("%w", fetchErr(ErrNotAPIJSON, "the answer is truncated: the connection closed before all of it arrived"))
+		}
+		return fail("%w (%s)", unwrapURLError(err), attemptsText(attempts))
 	}
 	if resp == nil {
-		return fail("%w: no response", ErrNotAPIJSON)
+		return fail("%w", fetchErr(ErrNotAPIJSON, "no answer"))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fail("%w", statusError(resp, raw))
+		return fail("%w", statusError(resp, raw, attempts))
 	}
 
 	env, err := parseEnvelope(raw)
@@ -150,10 +175,10 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 		return fail("%w", describeNotJSON(resp, raw, err))
 	}
 	if !*env.Success {
-		return fail("%w: %s", ErrAPIFailure, apiMessages(env.Errors))
+		return fail("%w", fetchErr(ErrAPIFailure, "the API answered success=false: %s", apiMessages(env.Errors)))
 	}
 	if env.Result == nil {
-		return fail("%w: success without a result", ErrNotAPIJSON)
+		return fail("%w", fetchErr(ErrNotAPIJSON, "the answer is not the API's JSON: success without a result"))
 	}
 
 	l := List{Etag: env.Result.Etag, FetchedAt: time.Now(), Source: SourceAPI}
@@ -172,7 +197,7 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 		return fail("%w", err)
 	}
 	if china && len(l.JDCloud) == 0 {
-		return fail("%w: asked with networks=jdcloud but jdcloud_cidrs is missing or empty", ErrNoChina)
+		return fail("%w", fetchErr(ErrNoChina, "asked for China Network ranges (networks=jdcloud) but the answer's jdcloud_cidrs is missing or empty"))
 	}
 	return l, nil
 }
@@ -222,16 +247,21 @@ func apiMessages(msgs []apiMessage) string {
 
 // statusError describes a non-200 answer, with the API's own errors when
 // the body is its JSON envelope.
-func statusError(resp *http.Response, body []byte) error {
+func statusError(resp *http.Response, body []byte, attempts int) error {
 	status := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if attempts > 1 {
+		status += fmt.Sprintf(" (%s)", attemptsText(attempts))
+	}
 	if env, err := parseEnvelope(body); err == nil && len(env.Errors) > 0 {
-		return fmt.Errorf("%w: %s (%s)", ErrHTTPStatus, status, apiMessages(env.Errors))
+		return fetchErr(ErrHTTPStatus, "the API answered %s: %s", status, apiMessages(env.Errors))
 	}
 	if ct := mediaType(resp); ct != "" {
-		return fmt.Errorf("%w: %s (a %s answer)", ErrHTTPStatus, status, ct)
+		return fetchErr(ErrHTTPStatus, "the API answered %s with a %s body", status, ct)
 	}
-	return fmt.Errorf("%w: %s", ErrHTTPStatus, status)
+	return fetchErr(ErrHTTPStatus, "the API answered %s", status)
 }
+
+var htmlTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 
 func describeNotJSON(resp *http.Response, raw []byte, err error) error {
 	ct := mediaType(resp)
@@ -241,14 +271,25 @@ func describeNotJSON(resp *http.Response, raw []byte, err error) error {
 	var syn *json.SyntaxError
 	switch {
 	case len(raw) == 0:
-		return fmt.Errorf("%w: empty body (%s)", ErrNotAPIJSON, ct)
+		return fetchErr(ErrNotAPIJSON, "the answer is empty (%s), not the API's JSON", ct)
 	case errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &syn) && syn.Offset >= int64(len(raw))):
-		return fmt.Errorf("%w: truncated after %d bytes (%s)", ErrNotAPIJSON, len(raw), ct)
+		return fetchErr(ErrNotAPIJSON, "the answer is truncated after %d bytes (%s), not the API's JSON", len(raw), ct)
+	case ct == "text/html" && htmlTitle.Match(raw):
+		title := oneLine(string(htmlTitle.FindSubmatch(raw)[1]), 60)
+		return fetchErr(ErrNotAPIJSON, "the answer is an HTML page titled %q, not the API's JSON (a captive portal or proxy?)", title)
 	case ct != "application/json":
-		return fmt.Errorf("%w: a %s answer beginning %q", ErrNotAPIJSON, ct, oneLine(string(raw), 40))
+		return fetchErr(ErrNotAPIJSON, "the answer is %s beginning %q, not the API's JSON", ct, oneLine(string(raw), 40))
 	default:
-		return fmt.Errorf("%w: %s", ErrNotAPIJSON, oneLine(err.Error(), 200))
+		return fetchErr(ErrNotAPIJSON, "the answer is not the API's JSON: %s", oneLine(err.Error(), 200))
 	}
+}
+
+// attemptsText says how many requests were made, e.g. "3 attempts".
+func attemptsText(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 func mediaType(resp *http.Response) string {
