@@ -2,11 +2,158 @@ package probe
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/cfguard/cfguard/verify/report"
 )
 
-// Listener connects to the target's address and port (stage listener).
+// maxListeners bounds the listening sockets named in Evidence.
+const maxListeners = 16
+
+// Listener connects to the target's address and port (stage listener). A
+// refusal fails with 521 and names what does listen on this host (from
+// /proc/net/tcp and tcp6); no answer within DialTimeout fails with 522.
 func Listener(ctx context.Context, t Target) report.Outcome {
-	return report.Outcome{Stage: report.StageListener}
+	o := report.Outcome{Stage: report.StageListener}
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	c, err := dialTCP(ctx, t.hostPort())
+	if err == nil {
+		c.Close()
+		o.Cause = fmt.Sprintf("%s accepts connections", t.hostPort())
+		if owner := listenerOwner(t); owner != "" {
+			o.Evidence = append(o.Evidence, "accepting: "+owner)
+		}
+		return o
+	}
+	return connectFailure(o, t, err, DialTimeout)
+}
+
+// connectFailure turns a failed connect to the target into a failing
+// outcome for the given stage.
+func connectFailure(o report.Outcome, t Target, err error, waited time.Duration) report.Outcome {
+	o.Fail = true
+	o.Evidence = append(o.Evidence, "connect: "+err.Error())
+	switch classifyNetErr(err) {
+	case dialRefused:
+		o.Status = 521
+		socks, lerr := ListeningSockets()
+		matching := matchingListeners(socks, t.Addr, t.Port)
+		switch {
+		case len(matching) > 0:
+			o.Cause = fmt.Sprintf("%s refuses connections although %s listens there: a firewall rule rejects them", t.hostPort(), matching[0])
+			o.Fix = "Find the reject rule (nft list ruleset; iptables-save) and allow Cloudflare's ranges to port " + fmt.Sprint(t.Port) + "."
+		default:
+			o.Cause = fmt.Sprintf("nothing listens on %s", t.hostPort())
+			o.Fix = listenFix(t, socks)
+		}
+		if lerr != nil {
+			o.Evidence = append(o.Evidence, "listening: unknown ("+lerr.Error()+")")
+		} else {
+			o.Evidence = append(o.Evidence, "listening: "+describeListeners(socks, t.Port))
+		}
+	case dialUnreachable:
+		o.Status = 522
+		o.Cause = fmt.Sprintf("%s is unreachable from this server (%s)", t.hostPort(), shortErr(err))
+		o.Fix = "Check that the address is configured on an interface that is up (ip addr) and the routes (ip route)."
+	case dialTimeout:
+		o.Status = 522
+		o.Cause = fmt.Sprintf("%s does not answer a connect within %s", t.hostPort(), waited)
+		o.Fix = "Look for a firewall rule that drops the connection (nft list ruleset) or a server too busy to accept (listen backlog)."
+	default:
+		o.Status = 521
+		o.Cause = fmt.Sprintf("connecting to %s fails: %s", t.hostPort(), shortErr(err))
+		o.Fix = "Check that the web server runs and listens on " + t.hostPort() + "."
+	}
+	return o
+}
+
+// listenFix says what to do when nothing listens on the target.
+func listenFix(t Target, socks []Socket) string {
+	var sameAddrOtherPort, otherAddrSamePort bool
+	for _, s := range socks {
+		if s.Port == t.Port {
+			otherAddrSamePort = true
+		} else if s.Addr == t.Addr.Unmap() || s.Addr.IsUnspecified() {
+			sameAddrOtherPort = true
+		}
+	}
+	switch {
+	case otherAddrSamePort:
+		return fmt.Sprintf("Make the web server listen on %s (or on all addresses, e.g. nginx `listen %d;`), then reload it.", t.hostPort(), t.Port)
+	case t.Scheme == "https" && sameAddrOtherPort:
+		return fmt.Sprintf("The SSL mode %q needs HTTPS on port %d: add a TLS listener (nginx `listen %d ssl;` with ssl_certificate, a Cloudflare Origin CA certificate will do), or change the zone's SSL mode.", t.SSLMode, t.Port, t.Port)
+	case len(socks) == 0 || !sameAddrOtherPort:
+		return "Start the web server (e.g. `systemctl start nginx`, then `systemctl status nginx` and its error log if it does not stay up)."
+	}
+	return fmt.Sprintf("Make the web server listen on port %d, or start it if it is down.", t.Port)
+}
+
+// shortErr drops Go's "dial tcp …:" prefix from a network error.
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
+
+// matchingListeners are the listening sockets that accept on addr:port
+// (the address itself, or a wildcard of a family that covers it).
+func matchingListeners(socks []Socket, addr netip.Addr, port int) []string {
+	addr = addr.Unmap()
+	var out []string
+	for _, s := range socks {
+		if s.Port != port {
+			continue
+		}
+		if s.Addr == addr || (s.Addr.IsUnspecified() && (s.Addr.Is4() == addr.Is4() || s.Addr.Is6())) {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}
+
+// listenerOwner names the process that listens for the target, if known.
+func listenerOwner(t Target) string {
+	socks, err := ListeningSockets()
+	if err != nil {
+		return ""
+	}
+	for _, s := range socks {
+		if len(matchingListeners([]Socket{s}, t.Addr, t.Port)) > 0 {
+			return s.String()
+		}
+	}
+	return ""
+}
+
+// describeListeners lists the sockets worth naming: those on port first,
+// then the others that are not loopback-only, at most maxListeners.
+func describeListeners(socks []Socket, port int) string {
+	var first, rest []string
+	for _, s := range socks {
+		switch {
+		case s.Port == port:
+			first = append(first, s.String())
+		case !s.Addr.IsLoopback():
+			rest = append(rest, s.String())
+		}
+	}
+	all := append(first, rest...)
+	if len(all) == 0 {
+		if len(socks) == 0 {
+			return "nothing on any TCP port"
+		}
+		return "only loopback addresses"
+	}
+	more := ""
+	if len(all) > maxListeners {
+		more = fmt.Sprintf(" and %d more", len(all)-maxListeners)
+		all = all[:maxListeners]
+	}
+	return strings.Join(all, ", ") + more
 }
