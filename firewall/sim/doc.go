@@ -1,0 +1,49 @@
+// Package sim predicts what the live nftables ruleset does to a TCP SYN
+// from a Cloudflare address to this origin, so `cfguard verify` can name
+// the table, chain and rule that would drop or reject it.
+//
+// # What is modelled
+//
+// Read takes a snapshot of every table over netlink. Check walks, for the
+// packet's family, every base chain on the prerouting hook and then every
+// base chain on the input hook of the inet, ip (IPv4) and ip6 (IPv6) tables,
+// in priority order across tables, as the kernel does: an accept ends only
+// its chain (the next base chain still runs), a drop or reject anywhere is
+// final, jump/goto/return follow the call stack, and a base chain that runs
+// off its end applies its policy.
+//
+// The packet is a TCP SYN of a new connection (`ct state new`, `ct direction
+// original`) arriving on some interface other than loopback. Registers are
+// modelled bit by bit with a "known" mask: fields the simulator knows (the
+// addresses, the destination port, the protocol, the SYN flag) are known;
+// fields it cannot know (the source port, the TTL, the interface name, the
+// mark) are unknown. A comparison that depends on an unknown bit, and any
+// expression that is not modelled (iptables-nft compat match/target, verdict
+// and data maps, concatenations, fib, socket, limit, quota, connlimit,
+// dynset, numgen, NAT in prerouting, ...), makes the answer CannotTell with
+// a Reason naming it, unless the rest of that rule has no effect (no verdict,
+// reject or NAT), in which case the rule is skipped as the kernel would
+// skip it either way. The simulator never guesses.
+//
+// Interfaces: `iif lo` and `iifname "lo"` never match (Cloudflare's packets
+// do not arrive on loopback). Any other interface comparison is CannotTell
+// unless the caller names the interface the packets arrive on with
+// Ruleset.SetInterface.
+//
+// # iptables-legacy
+//
+// Rules made by iptables-legacy live outside nftables and netlink does not
+// show them. Read looks for legacy tables in /proc/net/ip_tables_names and
+// /proc/net/ip6_tables_names of the namespace it reads (the files are
+// per-namespace and follow the reading thread, so for another namespace Read
+// switches one locked OS thread into it to read them). If any exist, Warnings
+// says so and every Accept becomes CannotTell (a legacy rule may still drop
+// the packet); a Drop or Reject found in nftables stays, since it is final
+// whatever the legacy rules do, with the legacy tables noted in its Reason.
+//
+// # Netdev ingress
+//
+// Chains on the ingress hook (netdev tables, or inet tables since Linux 5.10)
+// run before prerouting and are not evaluated: if one has any rule or a drop
+// policy, the result is CannotTell.
+package sim

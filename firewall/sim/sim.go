@@ -1,0 +1,134 @@
+package sim
+
+import (
+	"net/netip"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// Verdict is what the ruleset does to the packet.
+type Verdict int
+
+// The verdicts. The zero value is Accept.
+const (
+	Accept Verdict = iota
+	Drop
+	Reject
+	CannotTell
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Drop:
+		return "drop"
+	case Reject:
+		return "reject"
+	case CannotTell:
+		return "cannot tell"
+	}
+	return "verdict(?)"
+}
+
+// Result is the prediction for one packet.
+type Result struct {
+	Verdict Verdict
+	// Family, Table, Chain, Handle and Rule name the deciding rule: the rule
+	// that dropped or rejected the packet, the rule the simulator could not
+	// evaluate, or (Handle 0, Rule "policy drop") the chain whose policy
+	// dropped it. Empty for an Accept by default (no chain, or only accepts).
+	Family string // "inet", "ip", "ip6", "netdev"
+	Table  string
+	Chain  string
+	Handle uint64
+	Rule   string // nft-like text of the rule; the handle is authoritative
+	// Reason says why, for CannotTell, and notes iptables-legacy otherwise.
+	Reason string
+}
+
+// PrefixResult is the result for one range of source addresses.
+type PrefixResult struct {
+	From, To netip.Addr // inclusive
+	Result   Result
+}
+
+// Ruleset is a snapshot of all nftables tables of one network namespace.
+type Ruleset struct {
+	tables   []*table
+	warnings []string
+	legacy   []string // iptables-legacy tables found, e.g. "ip_tables: filter"
+
+	ifName  string
+	ifIndex uint32
+
+	boundsOnce sync.Once
+	bounds4    []netip.Addr
+	bounds6    []netip.Addr
+}
+
+type table struct {
+	family  nftables.TableFamily
+	name    string
+	dormant bool
+	chains  map[string]*chain
+	base    []*chain // base chains, in listing order
+	sets    map[string]*set
+}
+
+type chain struct {
+	table    *table
+	name     string
+	base     bool
+	hook     nftables.ChainHook
+	priority int32
+	typ      nftables.ChainType
+	policy   nftables.ChainPolicy
+	rules    []*rule
+}
+
+type rule struct {
+	handle uint64
+	exprs  []expr.Any
+	text   string
+	// bad, when set, is why the rule could not be read completely.
+	bad string
+}
+
+type set struct {
+	name          string
+	anonymous     bool
+	interval      bool
+	isMap         bool
+	concatenation bool
+	keyType       string
+	keyLen        int
+	dataType      string
+	elems         []element // non-interval sets: exact keys, sorted
+	ranges        []ivl     // interval sets: [from, to] inclusive, sorted
+}
+
+type element struct {
+	key []byte
+}
+
+type ivl struct {
+	from, to []byte // inclusive
+}
+
+// Unknown stands for an expression the nftables library could not decode;
+// Name is the kernel's name for it ("socket", "byteorder", ...).
+type Unknown struct{ Name string }
+
+// Warnings are things the caller should show next to every result, such as
+// iptables-legacy tables that the simulator cannot see into.
+func (r *Ruleset) Warnings() []string { return append([]string(nil), r.warnings...) }
+
+// SetInterface names the interface Cloudflare's packets arrive on, so rules
+// comparing `iif` / `iifname` with it can be evaluated. Without it those
+// rules are CannotTell (except against loopback, which never matches).
+func (r *Ruleset) SetInterface(name string, index uint32) {
+	r.ifName, r.ifIndex = name, index
+}
