@@ -278,4 +278,3 @@ func (c *recConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-

@@ -73,23 +73,23 @@ func connectFailure(o report.Outcome, t Target, err error, waited time.Duration)
 
 // listenFix says what to do when nothing listens on the target.
 func listenFix(t Target, socks []Socket) string {
-	var sameAddrOtherPort, otherAddrSamePort bool
+	var httpHere, otherAddrSamePort bool
 	for _, s := range socks {
-		if s.Port == t.Port {
+		here := s.Addr == t.Addr.Unmap() || s.Addr.IsUnspecified()
+		switch {
+		case s.Port == t.Port:
 			otherAddrSamePort = true
-		} else if s.Addr == t.Addr.Unmap() || s.Addr.IsUnspecified() {
-			sameAddrOtherPort = true
+		case here && (s.Port == 80 || s.Port == 8080):
+			httpHere = true
 		}
 	}
 	switch {
+	case t.Scheme == "https" && httpHere:
+		return fmt.Sprintf("SSL mode %q needs HTTPS on port %d but the web server only speaks HTTP here: add a TLS listener (nginx `listen %d ssl;` with ssl_certificate; a Cloudflare Origin CA certificate will do), or change the zone's SSL mode.", t.SSLMode, t.Port, t.Port)
 	case otherAddrSamePort:
 		return fmt.Sprintf("Make the web server listen on %s (or on all addresses, e.g. nginx `listen %d;`), then reload it.", t.hostPort(), t.Port)
-	case t.Scheme == "https" && sameAddrOtherPort:
-		return fmt.Sprintf("The SSL mode %q needs HTTPS on port %d: add a TLS listener (nginx `listen %d ssl;` with ssl_certificate, a Cloudflare Origin CA certificate will do), or change the zone's SSL mode.", t.SSLMode, t.Port, t.Port)
-	case len(socks) == 0 || !sameAddrOtherPort:
-		return "Start the web server (e.g. `systemctl start nginx`, then `systemctl status nginx` and its error log if it does not stay up)."
 	}
-	return fmt.Sprintf("Make the web server listen on port %d, or start it if it is down.", t.Port)
+	return "Start the web server (e.g. `systemctl start nginx`; if it does not stay up, `systemctl status nginx` and its error log say why)."
 }
 
 // shortErr drops Go's "dial tcp …:" prefix from a network error.
