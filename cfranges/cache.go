@@ -51,13 +51,9 @@ func Save(dir string, l List) error {
 	if err := Validate(l); err != nil {
 		return fmt.Errorf("not saving cache %s: %w", path, err)
 	}
-	src := l.Source
-	if src == SourceCache || src == "" {
-		src = SourceAPI
-	}
 	data, err := json.MarshalIndent(cacheJSON{
 		Format: cacheFormat, IPv4: l.IPv4, IPv6: l.IPv6, JDCloud: l.JDCloud,
-		Etag: l.Etag, FetchedAt: l.FetchedAt.UTC(), Source: src,
+		Etag: l.Etag, FetchedAt: l.FetchedAt.UTC(), Source: l.Source,
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("saving cache %s: %w", path, err)

@@ -82,6 +82,9 @@ var errFetchTimeout = errors.New("fetch timeout")
 // anything Validate refuses. When the whole fetch runs out of time it
 // returns ErrTimeout (also matching context.DeadlineExceeded).
 func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
+	if f == nil {
+		f = &Fetcher{}
+	}
 	base := f.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
@@ -137,14 +140,16 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 	// WithResponseInto, so that status, content type and envelope are
 	// checked here, strictly, instead of by the SDK's lenient decoder.
 	_, err := svc.List(fctx, params, option.WithResponseBodyInto(&raw), option.WithResponseInto(&resp))
-	switch {
-	case context.Cause(fctx) == errFetchTimeout && ctx.Err() == nil:
-		return fail("%w", &fetchError{
-			msg:  fmt.Sprintf("gave up after %s without a complete answer (%s made; the limit covers all retries)", timeout, attemptsText(attempts)),
-			kind: []error{ErrTimeout, context.DeadlineExceeded},
-		})
-	case ctx.Err() != nil:
-		return fail("interrupted: %w", ctx.Err())
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fail("interrupted: %w", ctx.Err())
+		case context.Cause(fctx) == errFetchTimeout:
+			return fail("%w", &fetchError{
+				msg:  fmt.Sprintf("gave up after %s without a complete answer (%s made; the limit covers all retries)", timeout, attemptsText(attempts)),
+				kind: []error{ErrTimeout, context.DeadlineExceeded},
+			})
+		}
 	}
 	if err != nil && resp != nil && resp.StatusCode != http.StatusOK {
 		// The SDK turns >= 400 into an error and puts the body back.
