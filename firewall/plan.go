@@ -2,12 +2,14 @@ package firewall
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,26 +68,35 @@ func (s *snapshot) drift() []string {
 // structure compares the table's objects with cfguard's and fills the
 // structural steps and problems of p.
 func (s *snapshot) structure(p *plan) {
-	if s.table.Flags&unix.NFT_TABLE_F_DORMANT != 0 {
+	if tableFlags(s.table)&unix.NFT_TABLE_F_DORMANT != 0 {
 		p.problems = append(p.problems, "table is dormant (its chains see no packets)")
 		p.wakeTable = true
 	}
-	recreatedSet := false
+	// The kernel lists objects in the order they were made. Once one of
+	// cfguard's sets or chains has to be made again, the ones after it are
+	// made again too, so that the table lists exactly as Render prints it.
+	recreate := false
 	for _, spec := range setSpecs {
 		ss := s.setState(spec)
-		if ss.ok {
-			if ss.problem != "" { // readable set, unreadable content
-				p.problems = append(p.problems, ss.problem)
+		switch {
+		case !ss.ok:
+			p.problems = append(p.problems, ss.problem)
+		case ss.problem != "": // readable set, unreadable content: refilled
+			p.problems = append(p.problems, ss.problem)
+			if !recreate {
+				continue
 			}
+		case !recreate:
 			continue
 		}
-		p.problems = append(p.problems, ss.problem)
+		recreate = true
 		if s.sets[spec.name] != nil {
 			p.delSets = append(p.delSets, spec.name)
 		}
 		p.addSets = append(p.addSets, spec)
-		recreatedSet = true
 	}
+	// Chains referencing a set that is deleted go first.
+	recreateChains := recreate
 	for _, name := range s.setNames {
 		if !slices.ContainsFunc(setSpecs, func(sp setSpec) bool { return sp.name == name }) {
 			p.problems = append(p.problems, fmt.Sprintf("set %s: not cfguard's", name))
@@ -97,15 +108,18 @@ func (s *snapshot) structure(p *plan) {
 		if c == nil {
 			p.problems = append(p.problems, fmt.Sprintf("chain %s: missing", spec.name))
 			p.addChains = append(p.addChains, spec)
+			recreateChains = true
 			continue
 		}
 		if why := chainDrift(c, spec, s.rules[spec.name]); why != "" {
 			p.problems = append(p.problems, why)
-		} else if !recreatedSet {
+			recreateChains = true
+		}
+		if !recreateChains {
 			continue
 		}
-		// Deleting a chain deletes its rules; flushing first also releases
-		// what they reference before anything else is deleted.
+		// Deleting a chain deletes its rules; flushing them first also
+		// releases what they reference before anything else is deleted.
 		p.flushChains = append(p.flushChains, c)
 		p.delChains = append(p.delChains, c)
 		p.addChains = append(p.addChains, spec)
@@ -117,6 +131,12 @@ func (s *snapshot) structure(p *plan) {
 			p.delChains = append(p.delChains, c)
 		}
 	}
+}
+
+// tableFlags returns the table's flags. nftables v0.3.0 decodes them in
+// host byte order; netlink sends them in network byte order.
+func tableFlags(t *nftables.Table) uint32 {
+	return binary.BigEndian.Uint32(binaryutil.NativeEndian.PutUint32(t.Flags))
 }
 
 // chainDrift says, in one line, how chain c differs from spec ("" if not).
@@ -172,8 +192,8 @@ func (s *snapshot) plan(cfg Config, want map[string]content) *plan {
 	for _, spec := range setSpecs {
 		created := slices.ContainsFunc(p.addSets, func(sp setSpec) bool { return sp.name == spec.name })
 		ss := s.setState(spec)
-		if created {
-			ss = setState{}
+		if !ss.ok {
+			ss = setState{} // its content could not be read: all of it is added
 		}
 		w := want[spec.name]
 		if !spec.interval {
