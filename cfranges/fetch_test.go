@@ -63,7 +63,7 @@ var cmpIgnoreTime = cmp.Comparer(func(a, b time.Time) bool { return true })
 func TestFetchIgnoresEnvironment(t *testing.T) {
 	// The root SDK client would read these; NewIPService must not.
 	t.Setenv("CLOUDFLARE_API_TOKEN", "env-token-must-not-be-sent")
-	t.Setenv("CLOUDFLARE_BASE_URL", "http://192.0.2.1:9/")
+	t.Setenv("CLOUDFLARE_BASE_URL", "http://127.0.0.1:9/") // loopback: never dial out, even if read
 	s := cfapitest.New(t)
 	if _, err := newFetcher(s).Fetch(context.Background(), false); err != nil {
 		t.Fatalf("Fetch: %v", err)
