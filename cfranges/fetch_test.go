@@ -252,3 +252,24 @@ func BenchmarkFetch(b *testing.B) {
 		}
 	}
 }
+
+func TestFetchRealShapedList(t *testing.T) {
+	// Cloudflare's own 15 + 7 ranges as list data only (nothing dials them).
+	b := Builtin()
+	var v4, v6 []string
+	for _, p := range b.IPv4 {
+		v4 = append(v4, p.String())
+	}
+	for _, p := range b.IPv6 {
+		v6 = append(v6, p.String())
+	}
+	s := cfapitest.New(t)
+	s.SetIPs(v4, v6, nil, "")
+	got, err := newFetcher(s).Fetch(context.Background(), false)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if diff := cmp.Diff(b.All(), got.All(), cmpPrefix); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
