@@ -166,7 +166,7 @@ func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Ti
 }
 
 func selfSigned(c *x509.Certificate) bool {
-	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
+	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 // chainTop is the last certificate of the chain the origin sent whose
