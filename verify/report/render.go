@@ -1,0 +1,188 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// WriteJSON writes the report as the stable JSON contract:
+// {"paths": [...], "findings": [...], "summary": {...}}, indented, with empty
+// lists as [] (never null).
+func WriteJSON(w io.Writer, r *Report) error {
+	out := Report{Paths: []Path{}, Findings: []Finding{}, Summary: r.Summary}
+	for _, p := range r.Paths {
+		if p.Evidence == nil {
+			p.Evidence = []string{}
+		}
+		if p.Warnings == nil {
+			p.Warnings = []string{}
+		}
+		out.Paths = append(out.Paths, p)
+	}
+	out.Findings = append(out.Findings, r.Findings...)
+	if out.Summary.ByStatus == nil {
+		out.Summary.ByStatus = map[string]int{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
+}
+
+// ANSI colours, used only when WriteText is told the output is a terminal.
+const (
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiReset  = "\x1b[0m"
+)
+
+type painter bool
+
+func (p painter) paint(code, s string) string {
+	if !p {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+// WriteText writes the report for people: the paths grouped by hostname,
+// one line each (✔/✘, status, stage, cause), the fix and evidence under
+// each failure, the warnings, the findings, and a closing summary.
+func WriteText(w io.Writer, r *Report, color bool) error {
+	p := painter(color)
+	var b strings.Builder
+
+	var hosts []string
+	byHost := map[string][]Path{}
+	for _, path := range r.Paths {
+		if _, ok := byHost[path.Hostname]; !ok {
+			hosts = append(hosts, path.Hostname)
+		}
+		byHost[path.Hostname] = append(byHost[path.Hostname], path)
+	}
+	for i, h := range hosts {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		paths := byHost[h]
+		title := h
+		if z := paths[0].Zone; z != "" {
+			title += p.paint(ansiDim, "  (zone "+z+")")
+		}
+		b.WriteString(p.paint(ansiBold, h) + strings.TrimPrefix(title, h) + "\n")
+		for _, path := range paths {
+			writePath(&b, p, path)
+		}
+	}
+
+	if len(r.Findings) > 0 {
+		if len(hosts) > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(p.paint(ansiBold, "Findings") + "\n")
+		for _, f := range r.Findings {
+			mark := "i"
+			code := ansiDim
+			switch f.Severity {
+			case SeverityError:
+				mark, code = "✘", ansiRed
+			case SeverityWarning:
+				mark, code = "!", ansiYellow
+			}
+			fmt.Fprintf(&b, "  %s %s\n", p.paint(code, mark), f.Message)
+			if f.Fix != "" {
+				fmt.Fprintf(&b, "      fix: %s\n", f.Fix)
+			}
+		}
+	}
+
+	if len(hosts) > 0 || len(r.Findings) > 0 {
+		b.WriteString("\n")
+	}
+	line := SummaryLine(r.Summary)
+	if r.Summary.Failing > 0 {
+		line = p.paint(ansiRed+ansiBold, line)
+	} else if r.Summary.Paths > 0 {
+		line = p.paint(ansiGreen, line)
+	}
+	b.WriteString(line + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePath(b *strings.Builder, p painter, path Path) {
+	where := fmt.Sprintf("%s %s", path.Scheme, hostPort(path.OriginIP, path.Port))
+	if path.OriginIP == "" {
+		where = path.RecordType
+	}
+	status := "   "
+	if path.Status != 0 {
+		status = strconv.Itoa(path.Status)
+	}
+	if path.OK {
+		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiGreen, "✔"), where, status, path.Stage, path.Cause)
+	} else {
+		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiRed, "✘"), where, p.paint(ansiRed+ansiBold, status), path.Stage, path.Cause)
+		if path.Fix != "" {
+			fmt.Fprintf(b, "      fix: %s\n", path.Fix)
+		}
+		for _, e := range path.Evidence {
+			fmt.Fprintf(b, "      %s\n", p.paint(ansiDim, "· "+e))
+		}
+	}
+	for _, wn := range path.Warnings {
+		fmt.Fprintf(b, "      %s %s\n", p.paint(ansiYellow, "warning:"), wn)
+	}
+}
+
+func hostPort(ip string, port int) string {
+	if strings.Contains(ip, ":") {
+		return fmt.Sprintf("[%s]:%d", ip, port)
+	}
+	return fmt.Sprintf("%s:%d", ip, port)
+}
+
+// SummaryLine is the closing line: "3 of 12 paths would fail: 2 × 502,
+// 1 × 522" or "all 12 paths pass".
+func SummaryLine(s Summary) string {
+	noun := "paths"
+	if s.Paths == 1 {
+		noun = "path"
+	}
+	if s.Paths == 0 {
+		return "no path to check"
+	}
+	if s.Failing == 0 {
+		if s.Paths == 1 {
+			return "the 1 path passes"
+		}
+		return fmt.Sprintf("all %d %s pass", s.Paths, noun)
+	}
+	type kv struct {
+		status string
+		n      int
+	}
+	var counts []kv
+	for st, n := range s.ByStatus {
+		counts = append(counts, kv{st, n})
+	}
+	sort.Slice(counts, func(i, j int) bool {
+		if counts[i].n != counts[j].n {
+			return counts[i].n > counts[j].n
+		}
+		return counts[i].status < counts[j].status
+	})
+	var parts []string
+	for _, c := range counts {
+		parts = append(parts, fmt.Sprintf("%d × %s", c.n, c.status))
+	}
+	verb := "would fail"
+	return fmt.Sprintf("%d of %d %s %s: %s", s.Failing, s.Paths, noun, verb, strings.Join(parts, ", "))
+}
