@@ -1,0 +1,236 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"go4.org/netipx"
+
+	"github.com/cfguard/cfguard/firewall/sim"
+	"github.com/cfguard/cfguard/verify/report"
+)
+
+// maxRangesNamed bounds the Cloudflare ranges a cause lists.
+const maxRangesNamed = 6
+
+// simFirewall is the firewall stage over firewall/sim: the live ruleset of
+// this host's namespace, read once per interface the origin address is on.
+type simFirewall struct {
+	read func(ctx context.Context) (*sim.Ruleset, error)
+
+	mu   sync.Mutex
+	sets map[string]*rulesetOnce // by interface name ("" when unknown)
+}
+
+type rulesetOnce struct {
+	once sync.Once
+	rs   *sim.Ruleset
+	err  error
+}
+
+func newSimFirewall() *simFirewall {
+	return &simFirewall{read: func(ctx context.Context) (*sim.Ruleset, error) { return sim.Read(ctx, 0) }}
+}
+
+func (f *simFirewall) ruleset(ctx context.Context, addr netip.Addr) (*sim.Ruleset, error) {
+	name, index := interfaceOf(addr)
+	f.mu.Lock()
+	if f.sets == nil {
+		f.sets = map[string]*rulesetOnce{}
+	}
+	ro, ok := f.sets[name]
+	if !ok {
+		ro = &rulesetOnce{}
+		f.sets[name] = ro
+	}
+	f.mu.Unlock()
+	ro.once.Do(func() {
+		ro.rs, ro.err = f.read(ctx)
+		if ro.err == nil && name != "" {
+			ro.rs.SetInterface(name, index)
+		}
+	})
+	return ro.rs, ro.err
+}
+
+// interfaceOf names the interface that holds addr, where Cloudflare's
+// packets for it arrive ("" when it is on none, e.g. an --origin-ip).
+func interfaceOf(addr netip.Addr) (string, uint32) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", 0
+	}
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr.Unmap() {
+					return ifc.Name, uint32(ifc.Index)
+				}
+			}
+		}
+	}
+	return "", 0
+}
+
+// blocked is one rule that blocks some Cloudflare addresses.
+type blocked struct {
+	res    sim.Result
+	ranges netipx.IPSetBuilder
+}
+
+// Check simulates a SYN from every Cloudflare range to addr:port.
+func (f *simFirewall) Check(ctx context.Context, addr netip.Addr, port int, cloudflare []netip.Prefix) report.Outcome {
+	o := report.Outcome{Stage: report.StageFirewall}
+	rs, err := f.ruleset(ctx, addr)
+	if err != nil {
+		o.CannotTell = true
+		o.Cause = "the nftables ruleset could not be read (" + err.Error() + ")"
+		return o
+	}
+	return judgeFirewall(rs.Warnings(), addr, port, cloudflare, func(p netip.Prefix) []sim.PrefixResult {
+		return rs.CheckPrefix(p, addr, uint16(port))
+	})
+}
+
+// ruleKey identifies a deciding rule.
+func ruleKey(r sim.Result) string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%s\x00%d", r.Family, r.Table, r.Chain, r.Handle, r.Rule, r.Verdict)
+}
+
+func describeRule(r sim.Result) string {
+	where := strings.TrimSpace(fmt.Sprintf("%s %s chain %s", r.Family, r.Table, r.Chain))
+	if r.Handle == 0 {
+		if r.Rule != "" {
+			return fmt.Sprintf("table %s: %s", where, r.Rule)
+		}
+		return "table " + where
+	}
+	return fmt.Sprintf("table %s, rule handle %d: %s", where, r.Handle, r.Rule)
+}
+
+// judgeFirewall folds the per-range results into one outcome: any blocked
+// piece of any Cloudflare range fails the path (drop → 522, reject → 521);
+// pieces the simulator cannot judge make it "cannot tell", never a failure.
+func judgeFirewall(warnings []string, addr netip.Addr, port int, cloudflare []netip.Prefix, check func(netip.Prefix) []sim.PrefixResult) report.Outcome {
+	o := report.Outcome{Stage: report.StageFirewall, Warnings: warnings}
+	var (
+		order     []string
+		byRule    = map[string]*blocked{}
+		cannot    []sim.Result
+		hit       = map[netip.Prefix]bool{}
+		drop, rej bool
+		relevant  int
+		dst       = net.JoinHostPort(addr.String(), fmt.Sprint(port))
+	)
+	for _, p := range cloudflare {
+		if p.Addr().Is4() != addr.Unmap().Is4() {
+			continue // Cloudflare reaches a v4 origin from its v4 ranges only
+		}
+		relevant++
+		for _, piece := range check(p) {
+			switch piece.Result.Verdict {
+			case sim.Drop, sim.Reject:
+				k := ruleKey(piece.Result)
+				b, ok := byRule[k]
+				if !ok {
+					b = &blocked{res: piece.Result}
+					byRule[k] = b
+					order = append(order, k)
+				}
+				b.ranges.AddRange(netipx.IPRangeFrom(piece.From, piece.To))
+				hit[p] = true
+				if piece.Result.Verdict == sim.Drop {
+					drop = true
+				} else {
+					rej = true
+				}
+			case sim.CannotTell:
+				if !slices.ContainsFunc(cannot, func(r sim.Result) bool { return ruleKey(r) == ruleKey(piece.Result) }) {
+					cannot = append(cannot, piece.Result)
+				}
+			}
+		}
+	}
+	if len(order) > 0 {
+		o.Fail = true
+		verb := "rejects"
+		o.Status = 521
+		if drop {
+			verb, o.Status = "drops", 522
+		}
+		if drop && rej {
+			verb = "drops or rejects"
+		}
+		var all netipx.IPSetBuilder
+		var rules []string
+		for _, k := range order {
+			b := byRule[k]
+			set, _ := b.ranges.IPSet()
+			all.AddSet(set)
+			o.Evidence = append(o.Evidence, describeRule(b.res)+" — blocks "+namePrefixes(set.Prefixes()))
+			rules = append(rules, describeRule(b.res))
+		}
+		set, _ := all.IPSet()
+		if len(hit) == relevant {
+			// Every range is hit; is all of each range blocked?
+			full := true
+			for _, p := range cloudflare {
+				if p.Addr().Is4() == addr.Unmap().Is4() && !set.ContainsPrefix(p) {
+					full = false
+				}
+			}
+			if full {
+				o.Cause = fmt.Sprintf("the firewall %s connections from Cloudflare to %s (%s)", verb, dst, rules[0])
+			}
+		}
+		if o.Cause == "" {
+			o.Cause = fmt.Sprintf("the firewall %s connections from part of Cloudflare to %s: %s (%s); visitors whose requests come through those Cloudflare addresses fail, so the failures will look intermittent",
+				verb, dst, namePrefixes(set.Prefixes()), rules[0])
+		}
+		r := byRule[order[0]].res
+		o.Fix = fmt.Sprintf("Allow Cloudflare's ranges to port %d before that rule (cfguard sync keeps them allowed), or remove it (nft -a list chain %s %s %s; nft delete rule %s %s %s handle %d).",
+			port, r.Family, r.Table, r.Chain, r.Family, r.Table, r.Chain, r.Handle)
+		if r.Handle == 0 {
+			o.Fix = fmt.Sprintf("The chain %s %s %s drops by policy: accept Cloudflare's ranges to port %d in it (cfguard sync keeps them allowed in its own table, but a drop policy in another table still applies).", r.Family, r.Table, r.Chain, port)
+		}
+		return o
+	}
+	if len(cannot) > 0 {
+		o.CannotTell = true
+		var why []string
+		for _, r := range cannot {
+			s := describeRule(r)
+			if r.Reason != "" {
+				s += " (" + r.Reason + ")"
+			}
+			why = append(why, s)
+		}
+		o.Cause = "the firewall simulator cannot judge " + strings.Join(why, "; ")
+		o.Evidence = why
+		return o
+	}
+	o.Cause = fmt.Sprintf("the firewall lets every Cloudflare range reach %s", dst)
+	return o
+}
+
+// namePrefixes lists prefixes, at most maxRangesNamed.
+func namePrefixes(ps []netip.Prefix) string {
+	var s []string
+	for i, p := range ps {
+		if i == maxRangesNamed {
+			s = append(s, fmt.Sprintf("and %d more", len(ps)-i))
+			break
+		}
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
+}
