@@ -1,13 +1,409 @@
 package sim
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/binary"
+
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
+
+// readTimeout bounds each receive of the raw netlink rule dump.
+const readTimeout = 5 * time.Second
 
 // Read takes a snapshot of every nftables table, chain, rule and set in the
 // network namespace netnsFd (0: the caller's own), and looks for
 // iptables-legacy tables there.
+//
+// Besides the decoded rules from github.com/google/nftables, Read dumps the
+// rules once more over a raw netlink socket to learn the kernel's name of
+// every expression: the library silently leaves out expressions it cannot
+// decode (socket, byteorder, osf, tproxy, ...), which would turn
+// `socket transparent 1 drop` into a plain `drop`. Such expressions are kept
+// as unknownExpr so that evaluating them is CannotTell.
 func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
-	return nil, errors.New("not implemented")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var (
+		names  map[ruleKey][]string
+		legacy []string
+	)
+	err := inNetns(netnsFd, func() error {
+		var err error
+		legacy = legacyTables()
+		names, err = dumpExprNames(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading nftables rules: %w", err)
+	}
+
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if netnsFd != 0 {
+		opts = append(opts, nftables.WithNetNSFd(netnsFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("opening nftables netlink: %w", err)
+	}
+	defer c.CloseLasting()
+
+	rs := &Ruleset{legacy: legacy}
+	if len(legacy) > 0 {
+		rs.warnings = append(rs.warnings, fmt.Sprintf(
+			"iptables-legacy tables are present (%s): their rules are invisible to nftables, so an accept cannot be confirmed; list them with iptables-legacy-save",
+			strings.Join(legacy, ", ")))
+	}
+	tabs, err := c.ListTables()
+	if err != nil {
+		return nil, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	byKey := map[tableKey]*table{}
+	for _, t := range tabs {
+		tb := &table{
+			family:  t.Family,
+			name:    t.Name,
+			dormant: t.Flags&unix.NFT_TABLE_F_DORMANT != 0,
+			chains:  map[string]*chain{},
+			sets:    map[string]*set{},
+		}
+		rs.tables = append(rs.tables, tb)
+		byKey[tableKey{t.Family, t.Name}] = tb
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sets, err := c.GetSets(t)
+		if err != nil {
+			tb.setsErr = fmt.Sprintf("the sets of table %s %s could not be read: %v", familyName(t.Family), t.Name, err)
+			rs.warnings = append(rs.warnings, tb.setsErr)
+			continue
+		}
+		for _, s := range sets {
+			elems, err := c.GetSetElements(s)
+			st := newSet(s, elems)
+			if err != nil {
+				st.bad = fmt.Sprintf("the elements of set %s could not be read: %v", s.Name, err)
+			}
+			tb.sets[s.Name] = st
+		}
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("listing nftables chains: %w", err)
+	}
+	for _, ch := range chains {
+		tb := byKey[tableKey{ch.Table.Family, ch.Table.Name}]
+		if tb == nil {
+			continue // table created after ListTables; not part of the snapshot
+		}
+		cn := &chain{table: tb, name: ch.Name, typ: ch.Type, policy: nftables.ChainPolicyAccept}
+		if ch.Hooknum != nil {
+			cn.base = true
+			cn.hook = *ch.Hooknum
+			if ch.Priority != nil {
+				cn.priority = int32(*ch.Priority)
+			}
+			if ch.Policy != nil {
+				cn.policy = *ch.Policy
+			}
+			tb.base = append(tb.base, cn)
+		}
+		tb.chains[ch.Name] = cn
+	}
+	for _, tb := range rs.tables {
+		for _, cn := range sortedChains(tb) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			t := &nftables.Table{Name: tb.name, Family: tb.family}
+			rules, err := c.GetRules(t, &nftables.Chain{Name: cn.name, Table: t})
+			if err != nil {
+				cn.bad = fmt.Sprintf("the rules of chain %s could not be read: %v", cn.name, err)
+				continue
+			}
+			for _, r := range rules {
+				ru := &rule{handle: r.Handle}
+				ru.exprs, ru.bad = mergeExprs(r.Exprs, names[ruleKey{tb.family, tb.name, cn.name, r.Handle}])
+				ru.text = renderRule(tb, ru.exprs)
+				cn.rules = append(cn.rules, ru)
+			}
+		}
+	}
+	return rs, nil
+}
+
+type tableKey struct {
+	family nftables.TableFamily
+	name   string
+}
+
+type ruleKey struct {
+	family       nftables.TableFamily
+	table, chain string
+	handle       uint64
+}
+
+func sortedChains(tb *table) []*chain {
+	out := make([]*chain, 0, len(tb.chains))
+	for _, c := range tb.chains {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// decodedByLibrary are the expression names github.com/google/nftables
+// v0.3.0 decodes (expr.exprFromName, plus notrack); it drops the others.
+var decodedByLibrary = map[string]bool{
+	"ct": true, "range": true, "meta": true, "cmp": true, "counter": true, "objref": true,
+	"payload": true, "lookup": true, "immediate": true, "bitwise": true, "redir": true,
+	"nat": true, "limit": true, "quota": true, "dynset": true, "log": true, "exthdr": true,
+	"match": true, "target": true, "connlimit": true, "queue": true, "flow_offload": true,
+	"reject": true, "masq": true, "hash": true, "cthelper": true, "synproxy": true,
+	"ctexpect": true, "secmark": true, "cttimeout": true, "fib": true, "numgen": true,
+	"notrack": true,
+}
+
+// mergeExprs puts an Unknown in every place where the kernel has an
+// expression the library left out. names are the kernel's names, in order.
+func mergeExprs(decoded []expr.Any, names []string) ([]expr.Any, string) {
+	if names == nil {
+		return decoded, "the rule was not in the raw dump (changed while reading)"
+	}
+	var out []expr.Any
+	i := 0
+	for _, n := range names {
+		if !decodedByLibrary[n] {
+			out = append(out, &unknownExpr{name: n})
+			continue
+		}
+		if i >= len(decoded) {
+			return decoded, "the rule changed while reading"
+		}
+		out = append(out, decoded[i])
+		i++
+	}
+	if i != len(decoded) {
+		return decoded, "the rule changed while reading"
+	}
+	return out, ""
+}
+
+// inNetns runs fn on an OS thread switched into the namespace fd (fd 0: on
+// the calling goroutine, in the current namespace). Files under
+// /proc/thread-self/net and sockets opened by fn belong to that namespace.
+func inNetns(fd int, fn func() error) error {
+	if fd == 0 {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("opening own network namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("entering network namespace: %w", err)
+			return
+		}
+		err = fn()
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays locked and the runtime discards it
+		done <- err
+	}()
+	return <-done
+}
+
+// legacyTables lists the iptables-legacy tables of the calling thread's
+// network namespace, e.g. "ip_tables: filter". The files exist once the
+// ip_tables / ip6_tables modules are loaded and list a table once it was
+// instantiated in the namespace (by iptables-legacy, or Docker on legacy).
+func legacyTables() []string {
+	var out []string
+	for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
+		b, err := os.ReadFile("/proc/thread-self/net/" + f)
+		if err != nil {
+			continue // module not loaded: no legacy tables
+		}
+		for _, n := range strings.Fields(string(b)) {
+			out = append(out, strings.TrimSuffix(f, "_names")+": "+n)
+		}
+	}
+	return out
+}
+
+// dumpExprNames dumps every rule of the namespace over a raw netlink
+// socket and returns the kernel's name of each of its expressions.
+func dumpExprNames(ctx context.Context) (map[ruleKey][]string, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("netlink bind: %w", err)
+	}
+	wait := readTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = max(time.Until(d), time.Millisecond)
+	}
+	tv := unix.NsecToTimeval(wait.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return nil, fmt.Errorf("netlink timeout: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		names, interrupted, err := dumpOnce(fd, uint32(attempt+1))
+		if err != nil || !interrupted || attempt >= 3 {
+			return names, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func dumpOnce(fd int, seq uint32) (map[ruleKey][]string, bool, error) {
+	req := make([]byte, unix.NLMSG_HDRLEN+4)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE))
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(req[8:], seq)
+	req[unix.NLMSG_HDRLEN] = unix.AF_UNSPEC
+	req[unix.NLMSG_HDRLEN+1] = unix.NFNETLINK_V0
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, false, fmt.Errorf("netlink send: %w", err)
+	}
+	names := map[ruleKey][]string{}
+	interrupted := false
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			return nil, false, fmt.Errorf("netlink receive: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, false, fmt.Errorf("netlink parse: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return names, interrupted, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
+						return nil, false, fmt.Errorf("netlink dump: %w", unix.Errno(-e))
+					}
+				}
+				return names, interrupted, nil
+			}
+			if len(m.Data) < 4 {
+				continue
+			}
+			k, exprs := parseRuleMsg(m.Data[4:])
+			k.family = nftables.TableFamily(m.Data[0])
+			names[k] = exprs
+		}
+	}
+}
+
+// attrs splits netlink attributes; types have the nested/byte-order flags
+// cleared.
+func attrs(b []byte) [][2][]byte {
+	var out [][2][]byte
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < 4 || l > len(b) {
+			break
+		}
+		t := binary.NativeEndian.Uint16(b[2:]) & 0x3fff
+		out = append(out, [2][]byte{{byte(t), byte(t >> 8)}, b[4:l]})
+		al := (l + 3) &^ 3
+		if al > len(b) {
+			break
+		}
+		b = b[al:]
+	}
+	return out
+}
+
+func attrType(a [2][]byte) uint16 { return uint16(a[0][0]) | uint16(a[0][1])<<8 }
+
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func parseRuleMsg(b []byte) (ruleKey, []string) {
+	var k ruleKey
+	exprs := []string{}
+	for _, a := range attrs(b) {
+		switch attrType(a) {
+		case unix.NFTA_RULE_TABLE:
+			k.table = cstring(a[1])
+		case unix.NFTA_RULE_CHAIN:
+			k.chain = cstring(a[1])
+		case unix.NFTA_RULE_HANDLE:
+			if len(a[1]) == 8 {
+				k.handle = binary.BigEndian.Uint64(a[1])
+			}
+		case unix.NFTA_RULE_EXPRESSIONS:
+			for _, el := range attrs(a[1]) {
+				if attrType(el) != unix.NFTA_LIST_ELEM {
+					continue
+				}
+				name := "?"
+				for _, f := range attrs(el[1]) {
+					if attrType(f) == unix.NFTA_EXPR_NAME {
+						name = cstring(f[1])
+					}
+				}
+				exprs = append(exprs, name)
+			}
+		}
+	}
+	return k, exprs
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	case nftables.TableFamilyARP:
+		return "arp"
+	}
+	return fmt.Sprintf("family(%d)", f)
 }

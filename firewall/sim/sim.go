@@ -76,6 +76,7 @@ type table struct {
 	chains  map[string]*chain
 	base    []*chain // base chains, in listing order
 	sets    map[string]*set
+	setsErr string // why the sets could not be read
 }
 
 type chain struct {
@@ -87,6 +88,7 @@ type chain struct {
 	typ      nftables.ChainType
 	policy   nftables.ChainPolicy
 	rules    []*rule
+	bad      string // why the rules could not be read
 }
 
 type rule struct {
@@ -100,27 +102,25 @@ type rule struct {
 type set struct {
 	name          string
 	anonymous     bool
-	interval      bool
 	isMap         bool
 	concatenation bool
 	keyType       string
 	keyLen        int
-	dataType      string
-	elems         []element // non-interval sets: exact keys, sorted
-	ranges        []ivl     // interval sets: [from, to] inclusive, sorted
-}
-
-type element struct {
-	key []byte
+	ranges        []ivl  // [from, to] inclusive, sorted; a plain element is from == to
+	bad           string // why the set cannot be used
 }
 
 type ivl struct {
 	from, to []byte // inclusive
 }
 
-// Unknown stands for an expression the nftables library could not decode;
-// Name is the kernel's name for it ("socket", "byteorder", ...).
-type Unknown struct{ Name string }
+// unknownExpr stands for an expression the nftables library could not
+// decode; name is the kernel's name for it ("socket", "byteorder", ...). The
+// embedded interface is nil: it only lets the type sit among expr.Any.
+type unknownExpr struct {
+	expr.Any
+	name string
+}
 
 // Warnings are things the caller should show next to every result, such as
 // iptables-legacy tables that the simulator cannot see into.
