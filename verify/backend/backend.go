@@ -1,12 +1,6 @@
 package backend
 
-import (
-	"context"
-	"net/netip"
-	"time"
-
-	"github.com/cfguard/cfguard/verify/report"
-)
+import "time"
 
 // Defaults.
 const (
@@ -30,25 +24,8 @@ type Options struct {
 	ProcRoot string
 	// CloudflareReadTimeout is the zone's proxy_read_timeout (default 125s).
 	CloudflareReadTimeout time.Duration
-}
-
-// Analyzer holds what Discover found; Analyze is safe for concurrent use.
-type Analyzer struct {
-	opts Options
-}
-
-// Discover finds the web servers, their configurations and backends, the
-// PHP-FPM pools, reads the logs of the window and the host's state. Lack of
-// permission or of a web server is reported once as an info finding; the
-// error is only for a broken override (a config file that cannot be read).
-func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, error) {
-	return &Analyzer{opts: opts}, nil, nil
-}
-
-// Analyze follows one path (origin address, port, Host, scheme, and the
-// HTTP status the http stage saw, 0 if none) to its backend and returns an
-// Outcome with Stage upstream: Fail when the backend is the cause, else
-// warnings only.
-func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host, scheme string, httpStatus int) report.Outcome {
-	return report.Outcome{Stage: report.StageUpstream}
+	// FPMConfigs names php-fpm.conf files to read even when no master runs
+	// with them (Debian's /etc/php/*/fpm/php-fpm.conf are always read), so
+	// a stopped pool can be named.
+	FPMConfigs []string
 }
