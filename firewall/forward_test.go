@@ -7,9 +7,10 @@ import (
 	"github.com/cfguard/cfguard/internal/nstest"
 )
 
-// dockerNAT publishes ports the way Docker does: DNAT in prerouting (for
-// local destinations only) to a container behind the origin. 443 goes to the container's 8080 (so the
-// guard must look at the ORIGINAL destination port), 8000 to 8000.
+// dockerNAT publishes ports the way Docker does: DNAT in prerouting, for
+// local destinations only, to a container behind the origin. 443 goes to
+// the container's 8080 (so the guard must look at the ORIGINAL destination
+// port), 8000 to 8000.
 const dockerNAT = `table ip nat {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
