@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -174,7 +175,9 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	acc.add(h)
 	if t.SSLMode == ModeFlexible && redirectsToHTTPS(h) {
 		msg := fmt.Sprintf("%s: under Flexible, Cloudflare speaks HTTP to the origin, which answers %d with a redirect to https:// — an endless redirect loop for visitors (ERR_TOO_MANY_REDIRECTS)", j.hostname, h.Status)
-		acc.warn(msg)
+		if !slices.ContainsFunc(h.Warnings, func(w string) bool { return strings.Contains(w, "redirect loop") }) {
+			acc.warn(msg)
+		}
 		r.addFindingOnce(report.Finding{Severity: report.SeverityError, Zone: j.zone, Hostname: j.hostname, Message: msg,
 			Fix: "Set the zone's SSL mode to Full (strict) with a certificate on the origin, or stop redirecting HTTP to HTTPS on the origin (Cloudflare's Always Use HTTPS does it at the edge)."})
 	}
