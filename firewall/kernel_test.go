@@ -470,9 +470,24 @@ func TestNewValidates(t *testing.T) {
 func TestBadWant(t *testing.T) {
 	ns := kernelNS(t)
 	m := manager(t, ns, testCfg)
-	_, err := m.Apply(ctxT(t), Want{Cloudflare: []netip.Prefix{{}}})
-	if err == nil || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("apply of an invalid prefix: %v", err)
+	for _, tc := range []struct {
+		name string
+		in   Want
+		want string
+	}{
+		{"invalid prefix", Want{Cloudflare: append(pfx("198.51.100.0/24", "2001:db8:cf::/48"), netip.Prefix{})}, "cloudflare ranges: invalid prefix"},
+		{"invalid allow", Want{Cloudflare: standIn.Cloudflare, Allow: pfx("::ffff:192.0.2.0/120")}, "allowed ranges: prefix ::ffff:192.0.2.0/120 is an IPv4-mapped"},
+		{"no ranges", Want{}, "refusing to apply 0 IPv4 and 0 IPv6 Cloudflare ranges"},
+		{"no IPv6", Want{Cloudflare: pfx("198.51.100.0/24"), Allow: pfx("2001:db8:1::/64")}, "refusing to apply 1 IPv4 and 0 IPv6"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, f := range []func(context.Context, Want) (Change, error){m.Plan, m.Apply} {
+				_, err := f(ctxT(t), tc.in)
+				if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("err %v, want one line with %q", err, tc.want)
+				}
+			}
+		})
 	}
 	if out := ns.Run("nft", "list", "tables"); out != "" {
 		t.Fatalf("tables: %q", out)

@@ -47,15 +47,14 @@ func wanted(cfg Config, w Want) (map[string]content, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudflare ranges: %w", err)
 	}
-	a4, a6, err := Normalize(w.Allow)
-	if err != nil {
+	if len(cf4) == 0 || len(cf6) == 0 {
+		// Empty sets would drop Cloudflare itself on the web ports.
+		return nil, fmt.Errorf("refusing to apply %d IPv4 and %d IPv6 Cloudflare ranges: both must be non-empty, or Cloudflare would be locked out", len(cf4), len(cf6))
+	}
+	if _, _, err := Normalize(w.Allow); err != nil {
 		return nil, fmt.Errorf("allowed ranges: %w", err)
 	}
-	return map[string]content{
-		SetCF4: {prefixes: cf4}, SetCF6: {prefixes: cf6},
-		SetAllow4: {prefixes: a4}, SetAllow6: {prefixes: a6},
-		SetPorts: {ports: cfg.sortedPorts()},
-	}, nil
+	return renderContent(cfg, w.Cloudflare, w.Allow), nil
 }
 
 // drift lists what is wrong with the table's structure (not its content).

@@ -26,7 +26,7 @@ func Render(cfg Config, w Want) string {
 			allow = append(allow, p)
 		}
 	}
-	want, _ := wanted(cfg, Want{Cloudflare: ok, Allow: allow})
+	want := renderContent(cfg, ok, allow)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", cfg.Table)
@@ -99,4 +99,16 @@ func priorityText(p int) string {
 		return fmt.Sprintf("filter - %d", -p)
 	}
 	return fmt.Sprintf("filter + %d", p)
+}
+
+// renderContent is wanted without its refusal of empty lists: Render
+// prints whatever it is given.
+func renderContent(cfg Config, cf, allow []netip.Prefix) map[string]content {
+	cf4, cf6, _ := Normalize(cf)
+	a4, a6, _ := Normalize(allow)
+	return map[string]content{
+		SetCF4: {prefixes: cf4}, SetCF6: {prefixes: cf6},
+		SetAllow4: {prefixes: a4}, SetAllow6: {prefixes: a6},
+		SetPorts: {ports: cfg.sortedPorts()},
+	}
 }

@@ -57,7 +57,7 @@ func TestRenderGoldenMatchesKernel(t *testing.T) {
 				"2001:db8:cf::/48", "2001:db8:cf1::/48", "2001:db8:cf2::/48"),
 			Allow: pfx("192.0.2.10/32", "2001:db8:1::/64"),
 		}},
-		{"empty", testCfg, Want{}},
+		{"standin", testCfg, standIn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := kernelNS(t)
