@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -53,5 +52,4 @@ func TestNftLoadedRenderIsHooked(t *testing.T) {
 	if !c.Empty() {
 		t.Errorf("plan over an nft-loaded table is not empty: %+v", c)
 	}
-	_ = strings.TrimSpace
 }

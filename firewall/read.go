@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
-	"go4.org/netipx"
 )
 
 const familyINet = nftables.TableFamilyINet
@@ -168,5 +167,3 @@ func (m *Manager) Read(ctx context.Context) (State, error) {
 	})
 	return st, err
 }
-
-var _ = netipx.IPRange{}

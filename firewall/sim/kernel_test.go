@@ -1,0 +1,325 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cfguard/cfguard/internal/nstest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// dialTimeout is how long a probe waits for the handshake: a dropped SYN
+// shows as this timeout, an accept or a reject answers within milliseconds.
+const dialTimeout = 500 * time.Millisecond
+
+// readCtxTimeout bounds one Read in the tests.
+const readCtxTimeout = 10 * time.Second
+
+// The test network: the origin and a client on one veth; the client also
+// holds addresses in the stand-in Cloudflare ranges and the origin routes
+// those ranges back to it.
+var (
+	origin4 = netip.MustParseAddr("192.0.2.1")
+	origin6 = netip.MustParseAddr("2001:db8:1::1")
+
+	other4 = "192.0.2.2"        // not Cloudflare
+	other6 = "2001:db8:1::2"    // not Cloudflare
+	cfA    = "198.51.100.10"    // in 198.51.100.0/24
+	cfB    = "203.0.113.10"     // in 203.0.113.0/25
+	cfC    = "203.0.113.200"    // in 203.0.113.128/25
+	cf6A   = "2001:db8:cf::10"  // in 2001:db8:cf::/48
+	cf6B   = "2001:db8:cf1::10" // in 2001:db8:cf1::/48
+
+	clientAddrs = []string{"192.0.2.2/24", "2001:db8:1::2/64", cfA + "/32", cfB + "/32", cfC + "/32", cf6A + "/128", cf6B + "/128"}
+	backRoutes  = [][]string{
+		{"198.51.100.0/24", "via", "192.0.2.2"}, {"203.0.113.0/24", "via", "192.0.2.2"},
+		{"2001:db8:cf::/48", "via", "2001:db8:1::2"}, {"2001:db8:cf1::/48", "via", "2001:db8:1::2"},
+	}
+	listenPorts = []uint16{22, 80, 81, 82, 83, 84, 85, 86, 87, 88, 443, 8000, 8080, 8443, 9000}
+)
+
+// probe is one packet-tracer row: the simulator's verdict for a SYN from src
+// to the origin's address of that family on port, and what a real
+// connection does (the same, unless the simulator cannot tell).
+type probe struct {
+	src    string
+	port   uint16
+	want   Verdict
+	real   Verdict // for CannotTell rows: what the kernel does
+	rule   string  // if set: the deciding rule's text
+	reason string  // if set: a substring of Reason
+}
+
+type prefixProbe struct {
+	prefix string
+	port   uint16
+	want   []string // "from-to verdict"
+}
+
+var kernelCases = []struct {
+	file     string
+	probes   []probe
+	prefixes []prefixProbe
+}{
+	{file: "empty.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 80, want: Accept},
+		{src: other4, port: 8443, want: Accept},
+	}},
+	{file: "inet_policy_drop.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cfC, port: 80, want: Accept},
+		{src: cfA, port: 8443, want: Drop, rule: "policy drop"},
+		{src: other4, port: 443, want: Drop, rule: "policy drop"},
+		{src: cf6A, port: 443, want: Accept},
+		{src: cf6B, port: 443, want: Drop, rule: "policy drop"},
+	}},
+	{file: "ip_partial.nft", probes: []probe{
+		{src: cfB, port: 443, want: Drop, rule: "ip saddr 203.0.113.0/25 drop"},
+		{src: cfC, port: 443, want: Accept},
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Accept},
+	}, prefixes: []prefixProbe{
+		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.127 drop", "203.0.113.128-203.0.113.255 accept"}},
+		{prefix: "198.51.100.0/24", port: 443, want: []string{"198.51.100.0-198.51.100.255 accept"}},
+	}},
+	{file: "ip6_only.nft", probes: []probe{
+		{src: cf6A, port: 443, want: Drop, rule: "ip6 saddr 2001:db8:cf::/48 tcp dport 443 counter drop"},
+		{src: cf6A, port: 80, want: Accept},
+		{src: cf6B, port: 443, want: Accept},
+		{src: cfA, port: 443, want: Accept},
+	}, prefixes: []prefixProbe{
+		{prefix: "2001:db8:cf::/47", port: 443, want: []string{"2001:db8:ce::-2001:db8:ce:ffff:ffff:ffff:ffff:ffff accept", "2001:db8:cf::-2001:db8:cf:ffff:ffff:ffff:ffff:ffff drop"}},
+	}},
+	{file: "reject.nft", probes: []probe{
+		{src: cfA, port: 443, want: Reject, rule: "ip saddr 198.51.100.0/24 tcp dport 443 reject with tcp reset"},
+		{src: cfA, port: 80, want: Accept},
+		{src: cfB, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Reject, rule: "ip6 saddr 2001:db8:cf::/48 tcp dport 443 reject"},
+	}},
+	{file: "jumps.nft", probes: []probe{
+		{src: cfA, port: 443, want: Drop, rule: "tcp dport 443 drop"},
+		{src: cfA, port: 80, want: Accept},
+		{src: cfB, port: 443, want: Accept},
+		{src: other4, port: 8080, want: Drop, rule: "drop"},
+		{src: other4, port: 8443, want: Accept},
+		{src: other6, port: 8080, want: Drop, rule: "drop"},
+		{src: other4, port: 9000, want: Drop, rule: "policy drop"},
+		{src: other6, port: 9000, want: Accept},
+		{src: other4, port: 80, want: Accept},
+	}},
+	{file: "two_tables.nft", probes: []probe{
+		{src: cfA, port: 443, want: Drop, rule: "ip saddr 198.51.100.0/24 tcp dport 443 drop"},
+		{src: cfB, port: 443, want: Accept},
+		{src: cfC, port: 80, want: Drop, rule: "ip saddr 203.0.113.200 drop"},
+		{src: cf6A, port: 443, want: Accept},
+	}},
+	{file: "foreign_policy_drop.nft", probes: []probe{
+		{src: cfA, port: 443, want: Drop, rule: "policy drop"},
+		{src: cf6A, port: 443, want: Drop, rule: "policy drop"},
+		{src: other4, port: 22, want: Accept},
+	}},
+	{file: "ct_state.nft", probes: []probe{
+		{src: cfA, port: 443, want: Drop, rule: "ct state new ip saddr 198.51.100.0/24 tcp dport 443 drop"},
+		{src: cfB, port: 443, want: Accept},
+		{src: cf6A, port: 8443, want: Drop, rule: "ct state new tcp dport 8443 drop"},
+		{src: cf6A, port: 443, want: Accept},
+	}},
+	{file: "port_range.nft", probes: []probe{
+		{src: cfA, port: 8000, want: Drop, rule: "tcp dport >= 8000 tcp dport <= 8999 drop"},
+		{src: cfA, port: 8443, want: Drop},
+		{src: cfA, port: 9000, want: Accept},
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 9000, want: Drop, rule: "ip6 saddr 2001:db8:cf::/48 tcp dport != 1-1023 drop"},
+		{src: cf6A, port: 443, want: Accept},
+	}},
+	{file: "negated_set.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cfB, port: 443, want: Accept},
+		{src: cfC, port: 443, want: Drop, rule: "ip saddr != @cf4 tcp dport 443 drop"},
+		{src: other4, port: 443, want: Drop},
+		{src: other4, port: 80, want: Accept},
+		{src: cf6A, port: 443, want: Accept},
+		{src: cf6B, port: 443, want: Drop, rule: "ip6 saddr != { 2001:db8:cf::/48 } tcp dport 443 drop"},
+	}, prefixes: []prefixProbe{
+		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.127 accept", "203.0.113.128-203.0.113.255 drop"}},
+	}},
+	{file: "cfguard.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cfC, port: 80, want: Accept},
+		{src: cf6A, port: 443, want: Accept},
+		{src: cf6B, port: 80, want: Accept},
+		{src: other4, port: 443, want: Drop, rule: "tcp dport @web_ports drop"},
+		{src: other6, port: 80, want: Drop, rule: "tcp dport @web_ports drop"},
+		{src: other4, port: 8443, want: Accept},
+	}, prefixes: []prefixProbe{
+		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.255 accept"}},
+		{prefix: "192.0.2.0/24", port: 443, want: []string{"192.0.2.0-192.0.2.255 drop"}},
+	}},
+	{file: "cannot_tell.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept}, // passes `iifname "lo" drop`
+		{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "fib"},
+		{src: cfA, port: 82, want: CannotTell, real: Accept, reason: "iifname"},
+		{src: cfA, port: 83, want: CannotTell, real: Accept, reason: "limit"},
+		{src: cfA, port: 84, want: CannotTell, real: Accept, reason: `"socket"`},
+		{src: cfA, port: 8443, want: CannotTell, real: Drop, reason: "concatenation"},
+		{src: cf6A, port: 8443, want: Accept},
+		{src: cfA, port: 85, want: CannotTell, real: Drop, reason: "verdict map"},
+		{src: cf6A, port: 86, want: CannotTell, real: Accept, reason: "verdict map"},
+		{src: cfA, port: 87, want: CannotTell, real: Accept, reason: "meta mark"},
+		{src: cfA, port: 88, want: CannotTell, real: Accept, reason: "@th,0,16"},
+		{src: other4, port: 8080, want: CannotTell, real: Accept, reason: "dnat"},
+		{src: other6, port: 8080, want: Accept},
+	}},
+}
+
+func TestAgainstKernel(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	for _, tc := range kernelCases {
+		t.Run(strings.TrimSuffix(tc.file, ".nft"), func(t *testing.T) {
+			t.Parallel()
+			origin, client := pair(t)
+			path, err := filepath.Abs(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			origin.Run("nft", "-f", path)
+			ctx, cancel := context.WithTimeout(context.Background(), readCtxTimeout)
+			defer cancel()
+			rs, err := Read(ctx, origin.Fd())
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			if w := rs.Warnings(); len(w) > 0 {
+				t.Errorf("unexpected warnings: %q", w)
+			}
+
+			reals := make([]Verdict, len(tc.probes))
+			var wg sync.WaitGroup
+			for i, p := range tc.probes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					reals[i] = dial(t, client, netip.MustParseAddr(p.src), p.port)
+				}()
+			}
+			wg.Wait()
+
+			for i, p := range tc.probes {
+				src := netip.MustParseAddr(p.src)
+				got := rs.Check(src, dstFor(src), p.port)
+				wantReal := p.want
+				if p.want == CannotTell {
+					wantReal = p.real
+				}
+				name := fmt.Sprintf("%s → :%d", p.src, p.port)
+				if got.Verdict != p.want {
+					t.Errorf("%s: simulator says %v (%+v), want %v", name, got.Verdict, got, p.want)
+				}
+				if reals[i] != wantReal {
+					t.Errorf("%s: the kernel did %v, want %v", name, reals[i], wantReal)
+				}
+				if p.want != CannotTell && got.Verdict != reals[i] {
+					t.Errorf("%s: simulator (%v) and kernel (%v) disagree", name, got.Verdict, reals[i])
+				}
+				if p.rule != "" && got.Rule != p.rule {
+					t.Errorf("%s: deciding rule %q, want %q", name, got.Rule, p.rule)
+				}
+				if p.reason != "" && !strings.Contains(got.Reason, p.reason) {
+					t.Errorf("%s: reason %q does not mention %q", name, got.Reason, p.reason)
+				}
+				if got.Verdict != Accept && got.Table == "" {
+					t.Errorf("%s: %v names no table: %+v", name, got.Verdict, got)
+				}
+				t.Logf("%-24s sim=%-11v kernel=%-6v %s %s/%s #%d %q %s", name, got.Verdict, reals[i],
+					got.Family, got.Table, got.Chain, got.Handle, got.Rule, got.Reason)
+			}
+
+			for _, pp := range tc.prefixes {
+				pfx := netip.MustParsePrefix(pp.prefix)
+				var got []string
+				for _, pr := range rs.CheckPrefix(pfx, dstFor(pfx.Addr()), pp.port) {
+					got = append(got, fmt.Sprintf("%v-%v %v", pr.From, pr.To, pr.Result.Verdict))
+				}
+				if d := cmp.Diff(pp.want, got); d != "" {
+					t.Errorf("CheckPrefix(%s, :%d) (-want +got):\n%s", pp.prefix, pp.port, d)
+				}
+			}
+		})
+	}
+}
+
+func dstFor(src netip.Addr) netip.Addr {
+	if src.Is4() {
+		return origin4
+	}
+	return origin6
+}
+
+// pair makes the origin and client namespaces, with a listener on every
+// probed port of the origin.
+func pair(t *testing.T) (origin, client *nstest.NS) {
+	origin, client = nstest.New(t), nstest.New(t)
+	nstest.Link(t, origin, client, []string{"192.0.2.1/24", "2001:db8:1::1/64"}, clientAddrs)
+	for _, r := range backRoutes {
+		origin.Run("ip", append([]string{"route", "add"}, r...)...)
+	}
+	for _, port := range listenPorts {
+		var ln net.Listener
+		if err := origin.Do(func() (err error) {
+			ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
+			return err
+		}); err != nil {
+			t.Fatalf("listen on :%d in the origin: %v", port, err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	return origin, client
+}
+
+// dial connects from src (an address of the client) to the origin and
+// says what the kernel did: connected, timed out (dropped) or refused /
+// unreachable (rejected).
+func dial(t *testing.T, client *nstest.NS, src netip.Addr, port uint16) Verdict {
+	var err error
+	client.Do(func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: dialTimeout}
+		var c net.Conn
+		c, err = d.Dial("tcp", netip.AddrPortFrom(dstFor(src), port).String())
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	var ne net.Error
+	switch {
+	case err == nil:
+		return Accept
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES):
+		return Reject
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		return Drop
+	}
+	t.Errorf("dial %v → :%d: unexpected error %v", src, port, err)
+	return CannotTell
+}
