@@ -283,6 +283,8 @@ func (a *Analyzer) connectStatus(rt *route) int {
 	return 502
 }
 
+// svc is the command that starts / restarts a unit; with no unit known it
+// names what to act on (the FPM configuration, when known).
 func (a *Analyzer) svc(verb, unit string) string {
 	if unit == "" {
 		return ""
@@ -322,6 +324,18 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 	} else if isFPM {
 		unit = fpmUnitFor(t.address)
 	}
+	action := func(verb string) string {
+		if unit != "" {
+			return a.svc(verb, unit)
+		}
+		if inst != nil {
+			return fmt.Sprintf("%s php-fpm with %s", verb, inst.cfg.File)
+		}
+		if isFPM {
+			return verb + " php-fpm"
+		}
+		return ""
+	}
 	backend := "the backend"
 	if isFPM {
 		backend = "php-fpm"
@@ -333,10 +347,10 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		switch {
 		case pool != nil && inst.master == nil:
 			v.cause = fmt.Sprintf("%s is not running: %s does not exist (pool %s in %s listens there)", backend, t.address, pool.Name, pool.File)
-			v.fix = a.svc("start", unit)
+			v.fix = action("start")
 		case pool != nil:
 			v.cause = fmt.Sprintf("%s does not exist although php-fpm (pid %d) runs pool %s for it: the socket file was removed", t.address, inst.master.pid, pool.Name)
-			v.fix = a.svc("restart", unit)
+			v.fix = action("restart")
 		default:
 			if other := a.otherPools(); isFPM && len(other) > 0 {
 				v.cause = fmt.Sprintf("%s passes to %s but no php-fpm pool listens there: %s", web, t.address, strings.Join(other, "; "))
@@ -346,7 +360,7 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 				}
 			} else if isFPM && !a.anyFPMRunning() {
 				v.cause = fmt.Sprintf("php-fpm is not running: %s does not exist", t.address)
-				v.fix = a.svc("start", unit)
+				v.fix = action("start")
 			} else {
 				v.cause = fmt.Sprintf("%s is not running or listens elsewhere: %s does not exist", backend, t.address)
 				v.fix = fmt.Sprintf("start the service that creates %s, or correct %s", t.address, rt.pass)
@@ -357,14 +371,14 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		v.cause = fmt.Sprintf("%s's workers run as %s and may not connect to %s: %s", web, rt.web.workers, t.address, res.detail)
 		if pool != nil {
 			v.fix = fmt.Sprintf("set listen.owner = %s, listen.group = %s and listen.mode = 0660 in pool %s (%s), then %s",
-				rt.web.workers.name, groupName(rt.web.workers.gids[0]), pool.Name, pool.File, a.svc("restart", unit))
+				rt.web.workers.name, groupName(rt.web.workers.gids[0]), pool.Name, pool.File, action("restart"))
 		} else {
 			v.fix = fmt.Sprintf("let %s write to %s (socket owner, group or mode in the backend's configuration)", rt.web.workers, t.address)
 		}
 	case probeStale:
 		v.kinds = []logs.Kind{logs.Refused, logs.ConnectFailed}
 		v.cause = fmt.Sprintf("%s is not running: nothing accepts on %s (connection refused; the socket file is left over)", backend, t.address)
-		v.fix = a.svc("restart", unit)
+		v.fix = action("restart")
 		if v.fix == "" {
 			v.fix = fmt.Sprintf("restart the service that listens on %s", t.address)
 		}
@@ -378,7 +392,7 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 	case probeRefused:
 		v.kinds = []logs.Kind{logs.Refused, logs.ConnectFailed, logs.WorkerDisabled, logs.NoLiveUpstreams}
 		v.cause = fmt.Sprintf("%s is not running: nothing listens on %s (connection refused)", backend, t.address)
-		v.fix = a.svc("start", unit)
+		v.fix = action("start")
 		if v.fix == "" {
 			v.fix = fmt.Sprintf("start the service that should listen on %s (%s)", t.address, rt.pass)
 		}
@@ -510,8 +524,8 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 	pass := rt.passArg
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.TimedOut, logs.DispatchFailed}); ok && (httpStatus == 504 || c.Kind == logs.TimedOut) {
 		return &verdict{status: 504, kinds: []logs.Kind{c.Kind},
-			cause: fmt.Sprintf("%s answers slower than %s's %s (%s): %s", pass, web, rt.readTimeoutName, rt.readTimeout, quote(c)),
-			fix:   fmt.Sprintf("make the slow page faster, or raise %s (keep it under Cloudflare's %s)", rt.readTimeoutName, a.opts.CloudflareReadTimeout)}
+			cause: fmt.Sprintf("%s answers slower than %s's %s (%s): %s", pass, web, rt.readTimeoutName, secs(rt.readTimeout), quote(c)),
+			fix:   fmt.Sprintf("make the slow page faster, or raise %s (keep it under Cloudflare's %s)", rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))}
 	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.TooBigHeader}); ok {
 		return &verdict{status: 502, kinds: []logs.Kind{c.Kind},
@@ -529,10 +543,18 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.ListenQueueFull, logs.Refused, logs.NoSuchFile, logs.PermissionDenied, logs.ConnectFailed, logs.NoLiveUpstreams}); ok {
 		cause := fmt.Sprintf("%s failed a moment ago though it answers now: %s", pass, quote(c))
+		fix := "see the backend's own log"
 		if c.Kind == logs.ListenQueueFull {
 			cause = fmt.Sprintf("%s is saturated (its listen queue overflows under load): %s", pass, quote(c))
+			for _, t := range rt.targets {
+				if _, p := a.poolFor(t); p != nil {
+					cause = fmt.Sprintf("php-fpm pool %s (%s) is saturated: all %d children (pm.max_children) busy, its listen queue overflows: %s", p.Name, t, p.MaxChildren, quote(c))
+					fix = fmt.Sprintf("raise pm.max_children in %s if memory allows, and find the slow scripts (request_slowlog_timeout)", p.File)
+					break
+				}
+			}
 		}
-		return &verdict{status: httpStatus, kinds: []logs.Kind{c.Kind}, cause: cause, fix: "see the backend's log and the pool's pm.max_children"}
+		return &verdict{status: httpStatus, kinds: []logs.Kind{c.Kind}, cause: cause, fix: fix}
 	}
 	return nil
 }
@@ -582,7 +604,7 @@ func (a *Analyzer) timeoutWarnings(rt *route) []string {
 	web := rt.web.kind
 	cf := a.opts.CloudflareReadTimeout
 	if rt.readTimeout > cf {
-		out = append(out, fmt.Sprintf("%s waits up to %s for the backend (%s) but Cloudflare gives up after %s: slow pages become 524s instead of 504s", web, rt.readTimeout, rt.readTimeoutName, cf))
+		out = append(out, fmt.Sprintf("%s waits up to %s for the backend (%s) but Cloudflare gives up after %s: slow pages become 524s instead of 504s", web, secs(rt.readTimeout), rt.readTimeoutName, secs(cf)))
 	}
 	if rt.module != "fastcgi" {
 		return out
@@ -601,11 +623,19 @@ func (a *Analyzer) timeoutWarnings(rt *route) []string {
 			}
 		}
 		if php > rt.readTimeout && rt.readTimeout > 0 {
-			out = append(out, fmt.Sprintf("PHP may run for %s (%s of pool %s) but %s gives up after %s (%s): long scripts end as 504s while still running", php, name, p.Name, web, rt.readTimeout, rt.readTimeoutName))
+			out = append(out, fmt.Sprintf("PHP may run for %s (%s of pool %s) but %s gives up after %s (%s): long scripts end as 504s while still running", secs(php), name, p.Name, web, secs(rt.readTimeout), rt.readTimeoutName))
 		}
 		break
 	}
 	return out
+}
+
+// secs writes a timeout as people configure it: "125s", "1.5s".
+func secs(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
 }
 
 func roundDur(d time.Duration) time.Duration {

@@ -1,0 +1,424 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cfguard/cfguard/internal/nstest"
+	"github.com/cfguard/cfguard/verify/report"
+)
+
+// Waiting for a server started by a test (readiness, not an assertion).
+const startWait = 10 * time.Second
+
+const testHost = "example.test"
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// site is a throwaway nginx / Apache / php-fpm setup in a directory that the
+// www-data workers can reach.
+type site struct {
+	t   *testing.T
+	ns  *nstest.NS
+	dir string
+}
+
+func newSite(t *testing.T, tools ...string) *site {
+	nstest.RequireRoot(t, append([]string{"curl"}, tools...)...)
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Skip("skipped: nginx is not installed")
+	}
+	ns := nstest.New(t)
+	dir := t.TempDir()
+	// t.TempDir makes /tmp/TestX…/001, mode 0700: open it to the workers.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &site{t: t, ns: ns, dir: dir}
+	s.write("www/index.php", "<?php echo 'ok';\n")
+	return s
+}
+
+func (s *site) path(rel string) string { return filepath.Join(s.dir, rel) }
+
+func (s *site) write(rel, text string) string {
+	s.t.Helper()
+	p := s.path(rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// fpmConf writes a php-fpm.conf with one pool "www"; extra lines go into
+// the pool.
+func (s *site) fpmConf(listen string, extra ...string) string {
+	return s.write("php-fpm.conf", fmt.Sprintf(`[global]
+pid = %[1]s/fpm.pid
+error_log = %[1]s/fpm.log
+daemonize = no
+log_level = notice
+
+[www]
+user = www-data
+group = www-data
+listen = %[2]s
+listen.owner = www-data
+listen.group = www-data
+pm = dynamic
+pm.max_children = 5
+pm.start_servers = 1
+pm.min_spare_servers = 1
+pm.max_spare_servers = 2
+ping.path = /ping
+%[3]s
+`, s.dir, listen, strings.Join(extra, "\n")))
+}
+
+func (s *site) startFPM(conf, waitFor string) {
+	s.t.Helper()
+	if _, err := exec.LookPath("php-fpm8.2"); err != nil {
+		s.t.Skip("skipped: php-fpm8.2 is not installed")
+	}
+	s.ns.Start("php-fpm8.2", "-F", "-R", "-y", conf)
+	waitFile(s.t, waitFor)
+}
+
+// nginxConf writes an nginx.conf whose one server passes "/" (via
+// index.php) to the location body given.
+func (s *site) nginxConf(port int, phpLocation string, extraHTTP ...string) string {
+	return s.write("nginx.conf", fmt.Sprintf(`user www-data;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+daemon off;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/tmp-body;
+    fastcgi_temp_path %[1]s/tmp-fastcgi;
+    proxy_temp_path %[1]s/tmp-proxy;
+    uwsgi_temp_path %[1]s/tmp-uwsgi;
+    scgi_temp_path %[1]s/tmp-scgi;
+    %[4]s
+    server {
+        listen 127.0.0.1:%[2]d default_server;
+        server_name _;
+        return 404;
+    }
+    server {
+        listen 127.0.0.1:%[2]d;
+        server_name %[5]s www.%[5]s;
+        root %[1]s/www;
+        index index.php index.html;
+        location / {
+            try_files $uri $uri/ /index.php?$args;
+        }
+        location ~ \.php$ {
+            %[3]s
+        }
+    }
+}
+`, s.dir, port, phpLocation, strings.Join(extraHTTP, "\n    "), testHost))
+}
+
+func fastcgiLocation(sock string, extra ...string) string {
+	return fmt.Sprintf(`include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_pass unix:%s;
+            %s`, sock, strings.Join(extra, "\n            "))
+}
+
+func (s *site) startNginx(conf string, port int) {
+	s.t.Helper()
+	s.ns.Start("nginx", "-c", conf)
+	s.waitPort(port)
+}
+
+func (s *site) waitPort(port int) {
+	s.t.Helper()
+	deadline := time.Now().Add(startWait)
+	for {
+		err := s.ns.Do(func() error {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("nothing listens on port %d after %s: %v", port, startWait, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitFile(t *testing.T, p string) {
+	t.Helper()
+	deadline := time.Now().Add(startWait)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within %s", p, startWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// get fetches / with the test Host inside the namespace and returns the status.
+func (s *site) get(port int) int {
+	s.t.Helper()
+	out, _ := s.ns.Try("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+		"-H", "Host: "+testHost, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	var code int
+	fmt.Sscan(out, &code)
+	return code
+}
+
+// analyze discovers with the given options and analyzes the test path,
+// inside the namespace (TCP backends live there).
+func (s *site) analyze(opts Options, port, status int) report.Outcome {
+	s.t.Helper()
+	opts.Timeout = 2 * time.Second
+	var out report.Outcome
+	err := s.ns.Do(func() error {
+		a, findings, err := Discover(context.Background(), opts)
+		if err != nil {
+			return err
+		}
+		for _, f := range findings {
+			s.t.Logf("finding: %s: %s", f.Severity, f.Message)
+		}
+		out = a.Analyze(context.Background(), loopback, port, testHost, "http", status)
+		return nil
+	})
+	if err != nil {
+		s.t.Fatalf("Discover: %v", err)
+	}
+	s.t.Logf("outcome: fail=%v status=%d\n  cause: %s\n  fix: %s\n  evidence: %q\n  warnings: %q", out.Fail, out.Status, out.Cause, out.Fix, out.Evidence, out.Warnings)
+	return out
+}
+
+func wantFail(t *testing.T, out report.Outcome, status int, causeHas ...string) {
+	t.Helper()
+	if !out.Fail || out.Status != status || out.Stage != report.StageUpstream {
+		t.Errorf("got fail=%v status=%d stage=%s, want fail status %d stage upstream", out.Fail, out.Status, out.Stage, status)
+	}
+	for _, w := range causeHas {
+		if !strings.Contains(out.Cause, w) {
+			t.Errorf("cause %q does not name %q", out.Cause, w)
+		}
+	}
+}
+
+func TestNginxFPMStopped(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	fpmConf := s.fpmConf(sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock)), 8080)
+	code := s.get(8080)
+	if code != 502 {
+		t.Fatalf("nginx answered %d, want 502", code)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf"), FPMConfigs: []string{fpmConf}}, 8080, code)
+	wantFail(t, out, 502, "php-fpm is not running", sock, "No such file or directory")
+	if !strings.Contains(out.Fix, "start") {
+		t.Errorf("fix %q does not start php-fpm", out.Fix)
+	}
+}
+
+func TestNginxFPMWrongSocketPath(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	nginxSock, fpmSock := s.path("php8.1-fpm.sock"), s.path("php8.2-fpm.sock")
+	s.startFPM(s.fpmConf(fpmSock), fpmSock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(nginxSock)), 8080)
+	code := s.get(8080)
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, code)
+	wantFail(t, out, 502, nginxSock, fpmSock)
+}
+
+func TestNginxFPMSocketPermissions(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.startFPM(s.fpmConf(sock, "listen.owner = root", "listen.group = root", "listen.mode = 0660"), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock)), 8080)
+	code := s.get(8080)
+	if code != 502 {
+		t.Fatalf("nginx answered %d, want 502", code)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, code)
+	wantFail(t, out, 502, "www-data", "root:root", "0660", "Permission denied")
+}
+
+func TestNginxFPMSaturated(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.write("www/index.php", "<?php usleep(2500000); echo 'slow';\n")
+	s.startFPM(s.fpmConf(sock, "pm.max_children = 1", "pm.max_spare_servers = 1", "listen.backlog = 1"), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock, "fastcgi_read_timeout 30s;")), 8080)
+	var wg sync.WaitGroup
+	codes := make([]int, 6)
+	for i := range codes {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i] = s.get(8080) }()
+	}
+	wg.Wait()
+	t.Logf("concurrent answers: %v", codes)
+	worst := 200
+	for _, c := range codes {
+		if c >= 500 {
+			worst = c
+		}
+	}
+	if worst != 502 {
+		t.Fatalf("no request got 502 from a saturated pool: %v", codes)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, worst)
+	wantFail(t, out, 502, "saturated", "Resource temporarily unavailable")
+	var sawMax bool
+	for _, w := range out.Warnings {
+		sawMax = sawMax || strings.Contains(w, "pm.max_children")
+	}
+	if !sawMax {
+		t.Errorf("no pm.max_children warning in %q", out.Warnings)
+	}
+}
+
+func TestNginxFPMSlowerThanReadTimeout(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.write("www/index.php", "<?php sleep(3); echo 'slow';\n")
+	s.startFPM(s.fpmConf(sock), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock, "fastcgi_read_timeout 1s;")), 8080)
+	code := s.get(8080)
+	if code != 504 {
+		t.Fatalf("nginx answered %d, want 504", code)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, code)
+	wantFail(t, out, 504, "fastcgi_read_timeout", "upstream timed out")
+}
+
+func TestNginxFPMHeaderTooBig(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.write("www/index.php", "<?php header('X-Big: ' . str_repeat('a', 8000)); echo 'big';\n")
+	s.startFPM(s.fpmConf(sock), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock, "fastcgi_buffer_size 4k;")), 8080)
+	code := s.get(8080)
+	if code != 502 {
+		t.Fatalf("nginx answered %d, want 502", code)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, code)
+	wantFail(t, out, 502, "fastcgi_buffer_size", "too big header")
+}
+
+func TestNginxFPMHealthy(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.startFPM(s.fpmConf(sock), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock)), 8080)
+	code := s.get(8080)
+	if code != 200 {
+		t.Fatalf("nginx answered %d, want 200", code)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, code)
+	if out.Fail || len(out.Warnings) > 0 {
+		t.Errorf("a healthy backend failed or warned: %+v", out)
+	}
+	if !strings.Contains(strings.Join(out.Evidence, "\n"), `"pong"`) {
+		t.Errorf("evidence does not show the ping answer: %q", out.Evidence)
+	}
+}
+
+func TestNginxHTTPBackendDown(t *testing.T) {
+	s := newSite(t)
+	var ln net.Listener
+	if err := s.ns.Do(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })}
+	go srv.Serve(ln)
+	addr := ln.Addr().String()
+	conf := s.nginxConf(8080, "proxy_pass http://"+addr+";")
+	// "/" itself goes to the proxy in this variant.
+	text, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(text), "try_files $uri $uri/ /index.php?$args;", "proxy_pass http://"+addr+";", 1)), 0o644)
+	s.startNginx(conf, 8080)
+	if code := s.get(8080); code != 200 {
+		t.Fatalf("with the backend up nginx answered %d, want 200", code)
+	}
+	out := s.analyze(Options{NginxConfig: conf}, 8080, 200)
+	if out.Fail {
+		t.Errorf("backend up: %+v", out)
+	}
+	srv.Close()
+	code := s.get(8080)
+	if code != 502 {
+		t.Fatalf("with the backend down nginx answered %d, want 502", code)
+	}
+	out = s.analyze(Options{NginxConfig: conf}, 8080, code)
+	wantFail(t, out, 502, addr, "connection refused", "111: Connection refused")
+}
+
+func TestApacheFPMDown(t *testing.T) {
+	s := newSite(t, "apache2")
+	const mods = "/usr/lib/apache2/modules"
+	if _, err := os.Stat(mods + "/mod_proxy_fcgi.so"); err != nil {
+		t.Skip("skipped: mod_proxy_fcgi is not installed")
+	}
+	sock := s.path("php.sock")
+	conf := s.write("apache2.conf", fmt.Sprintf(`ServerRoot %[1]s
+Mutex file:%[1]s default
+PidFile %[1]s/apache.pid
+DefaultRuntimeDir %[1]s
+LoadModule mpm_event_module %[2]s/mod_mpm_event.so
+LoadModule authz_core_module %[2]s/mod_authz_core.so
+LoadModule dir_module %[2]s/mod_dir.so
+LoadModule proxy_module %[2]s/mod_proxy.so
+LoadModule proxy_fcgi_module %[2]s/mod_proxy_fcgi.so
+User www-data
+Group www-data
+Listen 127.0.0.1:8081
+ErrorLog %[1]s/apache-error.log
+LogLevel warn
+<Directory %[1]s/www>
+    Require all granted
+</Directory>
+<VirtualHost *:8081>
+    ServerName %[4]s
+    DocumentRoot %[1]s/www
+    DirectoryIndex index.php
+    <FilesMatch "\.php$">
+        SetHandler "proxy:unix:%[3]s|fcgi://localhost"
+    </FilesMatch>
+</VirtualHost>
+`, s.dir, mods, sock, testHost))
+	s.ns.Start("apache2", "-f", conf, "-DFOREGROUND")
+	s.waitPort(8081)
+	code := s.get(8081)
+	if code != 503 {
+		t.Fatalf("Apache answered %d, want 503", code)
+	}
+	out := s.analyze(Options{ApacheConfig: conf}, 8081, code)
+	wantFail(t, out, 503, sock, "AH02454")
+}
