@@ -66,4 +66,7 @@ type deps struct {
 	host     host
 	resolver resolver
 	now      func() time.Time
+	// originPort maps the port Cloudflare uses to the port probed (nil:
+	// the same). Benchmarks on loopback use it; nothing else does.
+	originPort func(int) int
 }

@@ -137,6 +137,9 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 		return acc.finish(p)
 	}
 	t := j.target()
+	if r.d.originPort != nil {
+		t.Port = r.d.originPort(t.Port)
+	}
 	sh := r.shared.get(sharedKey{j.addr, j.port, j.scheme, t.SSLMode}, func() sharedResult { return r.sharedStages(ctx, t) })
 	for _, o := range sh.outcomes {
 		acc.add(o)
