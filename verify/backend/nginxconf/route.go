@@ -76,6 +76,11 @@ func (c *Config) Route(addr netip.Addr, port int, host string) *Route {
 	r := &Route{Server: s, URI: "/"}
 	ups := c.Upstreams()
 	uri := "/"
+	for _, d := range s.Dir.Block {
+		if d.Name == "return" { // answered in the rewrite phase, before any location
+			return r
+		}
+	}
 	for i := 0; i <= maxRedirects; i++ {
 		chain := selectLocation(s.Dir.Block, uri)
 		scope := c.scope(s, chain)
@@ -89,6 +94,9 @@ func (c *Config) Route(addr netip.Addr, port int, host string) *Route {
 				r.Backend, r.Note = b, note
 				return r
 			}
+		}
+		if len(chain) > 0 && lookup(scope[:1], "return") != nil {
+			return r
 		}
 		next := nextURI(uri, scope)
 		if next == "" || next == uri {
