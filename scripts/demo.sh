@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces and nftables)"; exit 2; }
 command -v ip >/dev/null || { echo "demo: needs iproute2 (apt-get install iproute2)"; exit 2; }
-[ -x bin/cfguard ] || make -s build
+make -s build
 go build -o bin/cfapi-standin ./internal/cmd/cfapi-standin
 
 ns=cfguard-demo-$$

@@ -261,14 +261,18 @@ func TestSyncRefusesBadAnswersAndChangesNothing(t *testing.T) {
 	// A list that drops more than half of what is installed is refused
 	// without --force, taken with it.
 	s.api.SetIPsFault(cfapitest.FaultNone)
-	s.api.SetIPs([]string{"198.51.100.0/24"}, []string{"2001:db8:cf::/48"}, nil, "shrunk")
+	// Both stand-in IPv4 ranges are gone (one unrelated new one), one of two IPv6.
+	s.api.SetIPs([]string{"198.18.0.0/15"}, []string{"2001:db8:cf::/48"}, nil, "shrunk")
 	if _, errOut, code := s.cfguard("sync"); code != 1 || !strings.Contains(errOut, "--force") {
 		t.Errorf("shrinking sync: exit %d, stderr %q; want 1 and a hint at --force", code, errOut)
 	}
 	if s.ruleset() != before {
 		t.Error("a refused shrinking sync changed the ruleset")
 	}
-	if out := s.must("sync", "--dry-run"); !strings.Contains(out, "203.0.113.0/24") || s.ruleset() != before {
+	if _, errOut, code := s.cfguard("sync", "--dry-run"); code != 1 || !strings.Contains(errOut, "--force") {
+		t.Errorf("dry run of a shrinking sync: exit %d, stderr %q; want the same refusal as sync", code, errOut)
+	}
+	if out := s.must("sync", "--dry-run", "--force"); !strings.Contains(out, "- 203.0.113.0/24") || !strings.Contains(out, "+ 198.18.0.0/15") || s.ruleset() != before {
 		t.Errorf("dry run: %q; it must list the removed range and change nothing", out)
 	}
 	out := s.must("sync", "--force", "--json")
@@ -280,8 +284,8 @@ func TestSyncRefusesBadAnswersAndChangesNothing(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("sync --json: %v\n%s", err, out)
 	}
-	if !res.Changed || res.IPv4 != 1 || len(res.Removed) != 2 {
-		t.Errorf("sync --force --json = %+v, want changed, 1 IPv4, 2 removed", res)
+	if !res.Changed || res.IPv4 != 1 || len(res.Removed) != 3 {
+		t.Errorf("sync --force --json = %+v, want changed, 1 IPv4, 3 removed", res)
 	}
 }
 
@@ -355,6 +359,7 @@ table ip nat {
 
 func TestConcurrentRunsSerialise(t *testing.T) {
 	s := newSite(t)
+	s.must("sync") // so that restore applies the same (cached) list as sync
 	var wg sync.WaitGroup
 	codes := make([]int, 6)
 	for i := range codes {

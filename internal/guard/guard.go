@@ -106,7 +106,7 @@ func Sync(ctx context.Context, cfg Config) (Result, error) {
 	f := cfranges.Fetcher{BaseURL: cfg.APIURL, UserAgent: cfg.UserAgent, Timeout: cfg.Fetch}
 	list, err := f.Fetch(ctx, cfg.China)
 	if err != nil {
-		return Result{}, fmt.Errorf("fetching Cloudflare's ranges: %w", err)
+		return Result{}, err // names the URL and the reason; nothing was touched
 	}
 	cfg.logger().Debug("fetched", "ipv4", len(list.IPv4), "ipv6", len(list.IPv6), "etag", list.Etag)
 	res, err := apply(ctx, cfg, list, true)

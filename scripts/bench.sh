@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Whole-command timings, process start to exit, inside a throwaway network
+# namespace against the local stand-in API: a no-op sync, a changing sync,
+# restore, status, and verify over 1,000 proxied hostnames. Needs root.
+# Uses hyperfine when installed (apt-get install hyperfine), else a loop.
+# Results: a Markdown table on stdout and in bench-results/commands.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces and nftables)"; exit 2; }
+make -s build
+go build -o bin/cfapi-standin ./internal/cmd/cfapi-standin
+runs=${RUNS:-50}
+
+ns=cfguard-bench-$$
+state=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	ip netns del "$ns" 2>/dev/null || true
+	rm -rf "$state"
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip netns exec "$ns" ip link set lo up
+inns() { ip netns exec "$ns" "$@"; }
+
+inns bin/cfapi-standin -listen 127.0.0.1:8101 >/dev/null & pids+=($!)
+inns bin/cfapi-standin -listen 127.0.0.1:8102 -alternate >/dev/null & pids+=($!)
+sleep 0.5
+cf="bin/cfguard --state-dir $state"
+inns $cf --api-url http://127.0.0.1:8101 sync --force >/dev/null
+
+mkdir -p bench-results
+out=bench-results/commands.md
+{
+	echo "| command | mean | min | max | runs |"
+	echo "|---|---|---|---|---|"
+} >"$out"
+
+bench() { # name, command
+	local name=$1 cmd=$2
+	if command -v hyperfine >/dev/null; then
+		inns hyperfine -N --warmup 3 --runs "$runs" --export-json bench-results/tmp.json "$cmd" >/dev/null 2>&1
+		python3 - "$name" "$runs" >>"$out" <<'PY'
+import json, sys
+r = json.load(open("bench-results/tmp.json"))["results"][0]
+ms = lambda s: f"{s*1000:.1f} ms"
+print(f"| `{sys.argv[1]}` | {ms(r['mean'])} ± {ms(r['stddev'])} | {ms(r['min'])} | {ms(r['max'])} | {len(r['times'])} |")
+PY
+	else
+		local t0 t1 i
+		t0=$(date +%s%N)
+		for ((i = 0; i < runs; i++)); do inns $cmd >/dev/null 2>&1; done
+		t1=$(date +%s%N)
+		echo "| \`$name\` | $(((t1 - t0) / runs / 1000)) µs (loop, incl. ip netns exec) | | | $runs |" >>"$out"
+	fi
+}
+
+bench "cfguard sync (no-op: already up to date)" "$cf --api-url http://127.0.0.1:8101 sync"
+bench "cfguard sync (changing: 1 range added or removed)" "$cf --api-url http://127.0.0.1:8102 sync"
+bench "cfguard restore (from cache, no network)" "$cf restore"
+bench "cfguard status" "$cf status"
+if bin/cfguard verify --help >/dev/null 2>&1 && [ -x bin/verify-bench ]; then
+	bin/verify-bench "$ns" "$state" >>"$out" || true
+fi
+rm -f bench-results/tmp.json
+cat "$out"
