@@ -106,6 +106,8 @@ var kernelCases = []struct {
 		{src: cfA, port: 80, want: Accept},
 		{src: cfB, port: 443, want: Accept},
 		{src: cf6A, port: 443, want: Reject, rule: "ip6 saddr 2001:db8:cf::/48 tcp dport 443 reject"},
+		{src: cfC, port: 8443, want: Reject, rule: "ip saddr 203.0.113.128/25 tcp dport 8443 reject with icmp code 13"},
+		{src: cfB, port: 8443, want: Accept},
 	}},
 	{file: "jumps.nft", probes: []probe{
 		{src: cfA, port: 443, want: Drop, rule: "tcp dport 443 drop"},
@@ -150,9 +152,13 @@ var kernelCases = []struct {
 		{src: other4, port: 443, want: Drop},
 		{src: other4, port: 80, want: Accept},
 		{src: cf6A, port: 443, want: Accept},
-		{src: cf6B, port: 443, want: Drop, rule: "ip6 saddr != { 2001:db8:cf::/48 } tcp dport 443 drop"},
+		{src: cf6B, port: 443, want: Drop, rule: "ip6 saddr != { 2001:db8:cf::/48, 2001:db8:cf1:1::/64 } tcp dport 443 drop"},
 	}, prefixes: []prefixProbe{
 		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.127 accept", "203.0.113.128-203.0.113.255 drop"}},
+		{prefix: "2001:db8:cf1::/48", port: 443, want: []string{
+			"2001:db8:cf1::-2001:db8:cf1:0:ffff:ffff:ffff:ffff drop",
+			"2001:db8:cf1:1::-2001:db8:cf1:1:ffff:ffff:ffff:ffff accept",
+			"2001:db8:cf1:2::-2001:db8:cf1:ffff:ffff:ffff:ffff:ffff drop"}},
 	}},
 	{file: "cfguard.nft", probes: []probe{
 		{src: cfA, port: 443, want: Accept},
@@ -176,7 +182,7 @@ var kernelCases = []struct {
 		{src: cf6A, port: 8443, want: Accept},
 		{src: cfA, port: 85, want: CannotTell, real: Drop, reason: "verdict map"},
 		{src: cf6A, port: 86, want: CannotTell, real: Accept, reason: "verdict map"},
-		{src: cfA, port: 87, want: CannotTell, real: Accept, reason: "meta mark"},
+		{src: cfA, port: 87, want: CannotTell, real: Accept, reason: "meta mark", rule: "tcp dport 87 meta mark 0x00000001 drop"},
 		{src: cfA, port: 88, want: CannotTell, real: Accept, reason: "@th,0,16"},
 		{src: other4, port: 8080, want: CannotTell, real: Accept, reason: "dnat"},
 		{src: other6, port: 8080, want: Accept},
@@ -259,6 +265,24 @@ func TestAgainstKernel(t *testing.T) {
 	}
 }
 
+// recvErr makes an ICMP error (an ICMP reject) fail the connect at once; by
+// default Linux keeps retrying the SYN and only reports it on timeout, so it
+// would look like a drop.
+func recvErr(network, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if strings.HasSuffix(network, "6") {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_RECVERR, 1)
+		} else {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_RECVERR, 1)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
 func dstFor(src netip.Addr) netip.Addr {
 	if src.Is4() {
 		return origin4
@@ -293,7 +317,25 @@ func pair(t *testing.T) (origin, client *nstest.NS) {
 			}
 		}()
 	}
+	warmUp(t, client)
 	return origin, client
+}
+
+// warmUpTimeout bounds the first connection from each client address, made
+// before any ruleset is applied so neighbour discovery (which IPv6 does
+// with the probe's own source address) is done before a probe is timed.
+const warmUpTimeout = 5 * time.Second
+
+func warmUp(t *testing.T, client *nstest.NS) {
+	deadline := time.Now().Add(warmUpTimeout)
+	for _, a := range clientAddrs {
+		src := netip.MustParsePrefix(a).Addr()
+		for dial(t, client, src, 22) != Accept {
+			if time.Now().After(deadline) {
+				t.Fatalf("cannot connect from %v to the origin before any ruleset", src)
+			}
+		}
+	}
 }
 
 // dial connects from src (an address of the client) to the origin and
@@ -302,7 +344,8 @@ func pair(t *testing.T) (origin, client *nstest.NS) {
 func dial(t *testing.T, client *nstest.NS, src netip.Addr, port uint16) Verdict {
 	var err error
 	client.Do(func() error {
-		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: dialTimeout}
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: dialTimeout,
+			Control: recvErr}
 		var c net.Conn
 		c, err = d.Dial("tcp", netip.AddrPortFrom(dstFor(src), port).String())
 		if err == nil {

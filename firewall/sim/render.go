@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -36,6 +35,7 @@ const (
 	kIfindex
 	kCtState
 	kDec
+	kHost32 // a 4-byte integer in host byte order (marks)
 )
 
 // renderRule turns a rule's expressions into nft-like text, good enough
@@ -47,6 +47,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 		out  []string
 		reg  = map[uint32]field{}
 		l4   = ""
+		v6   = t.family == nftables.TableFamilyIPv6
 		skip = func(i int, base expr.PayloadBase) bool {
 			if i+1 >= len(exprs) {
 				return false
@@ -75,13 +76,20 @@ func renderRule(t *table, exprs []expr.Any) string {
 			if e.Key == expr.CtKeyPROTODST || e.Key == expr.CtKeyPROTOSRC {
 				f.kind = kPort
 			}
+			if e.Key == expr.CtKeyMARK {
+				f.kind = kHost32
+			}
 			reg[e.Register] = f
 		case *expr.Payload:
 			if e.OperationType != expr.PayloadLoad {
 				out = append(out, payloadName(e.Base, e.Offset, e.Len, t.family == nftables.TableFamilyIPv6)+" set …")
 				continue
 			}
-			reg[e.DestRegister] = payloadField(t.family, e, l4)
+			f := payloadField(t.family, e, l4)
+			if strings.HasPrefix(f.name, "ip6 ") {
+				v6 = true
+			}
+			reg[e.DestRegister] = f
 		case *expr.Bitwise:
 			f := reg[e.SourceRegister]
 			f.mask = e.Mask
@@ -90,6 +98,9 @@ func renderRule(t *table, exprs []expr.Any) string {
 			reg[e.Register] = field{name: "0x" + fmt.Sprintf("%x", e.Data)}
 		case *expr.Cmp:
 			f := reg[e.Register]
+			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && e.Data[0] == unix.NFPROTO_IPV6 {
+				v6 = true
+			}
 			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && skip(i, expr.PayloadBaseNetworkHeader) {
 				continue
 			}
@@ -124,7 +135,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 		case *expr.Verdict:
 			out = append(out, verdictName(e.Kind)+strings.TrimSuffix(" "+e.Chain, " "))
 		case *expr.Reject:
-			out = append(out, rejectText(e))
+			out = append(out, rejectText(e, v6))
 		case *expr.Counter:
 			out = append(out, "counter")
 		case *expr.Log:
@@ -304,6 +315,10 @@ func formatValue(f field, d []byte) string {
 		if len(d) == 4 {
 			return ctStates(d)
 		}
+	case kHost32:
+		if len(d) == 4 {
+			return fmt.Sprintf("0x%08x", binary.NativeEndian.Uint32(d))
+		}
 	case kDec:
 		if len(d) <= 8 {
 			var v uint64
@@ -376,7 +391,7 @@ func metaField(k expr.MetaKey) field {
 	case expr.MetaKeyIIF, expr.MetaKeyOIF:
 		f.name, f.kind = metaName(k), kIfindex
 	case expr.MetaKeyMARK:
-		f.kind = kHex
+		f.kind = kHost32
 	}
 	return f
 }
@@ -510,21 +525,23 @@ func verdictName(k expr.VerdictKind) string {
 	return fmt.Sprintf("verdict(%d)", k)
 }
 
-func rejectText(e *expr.Reject) string {
-	switch e.Type {
-	case unix.NFT_REJECT_TCP_RST:
+// rejectText shows nft's default reject (port unreachable) as "reject".
+func rejectText(e *expr.Reject, v6 bool) string {
+	switch {
+	case e.Type == unix.NFT_REJECT_TCP_RST:
 		return "reject with tcp reset"
-	case unix.NFT_REJECT_ICMPX_UNREACH:
-		if e.Code == unix.NFT_REJECT_ICMPX_PORT_UNREACH {
-			return "reject"
-		}
-		return fmt.Sprintf("reject with icmpx %d", e.Code)
+	case e.Type == unix.NFT_REJECT_ICMPX_UNREACH && e.Code == unix.NFT_REJECT_ICMPX_PORT_UNREACH,
+		e.Type == unix.NFT_REJECT_ICMP_UNREACH && !v6 && e.Code == 3, // ICMP_PORT_UNREACH
+		e.Type == unix.NFT_REJECT_ICMP_UNREACH && v6 && e.Code == 4:  // ICMPV6_PORT_UNREACH
+		return "reject"
+	case e.Type == unix.NFT_REJECT_ICMPX_UNREACH:
+		return fmt.Sprintf("reject with icmpx code %d", e.Code)
+	case v6:
+		return fmt.Sprintf("reject with icmpv6 code %d", e.Code)
 	}
-	return fmt.Sprintf("reject with icmp %d", e.Code)
+	return fmt.Sprintf("reject with icmp code %d", e.Code)
 }
 
 func exthdrName(e *expr.Exthdr) string {
 	return fmt.Sprintf("exthdr type %d offset %d", e.Type, e.Offset)
 }
-
-var _ = bits.OnesCount8
