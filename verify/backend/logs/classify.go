@@ -86,6 +86,21 @@ var (
 // Classify classifies one line of the given source. ok is false for lines
 // that do not explain a 5xx.
 func Classify(src Source, line string) (Entry, bool) {
+	// Most lines are about something else: skip them before any regexp.
+	switch src {
+	case Nginx:
+		if !strings.Contains(line, "upstream") && !strings.Contains(line, "worker_connections") && !strings.Contains(line, "(24: ") {
+			return Entry{}, false
+		}
+	case Apache:
+		if !strings.Contains(line, "AH0") {
+			return Entry{}, false
+		}
+	case FPM:
+		if !strings.Contains(line, "[pool ") && !strings.Contains(line, "unable to bind") {
+			return Entry{}, false
+		}
+	}
 	switch src {
 	case Nginx:
 		return classifyNginx(line)
