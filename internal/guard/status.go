@@ -48,11 +48,13 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		return st, fmt.Errorf("reading table inet %s: %w", cfg.Table, err)
 	}
 	st.Present, st.Hooked, st.Ports = k.Present, k.Hooked, k.Ports
-	st.Problems = append(st.Problems, k.Problems...)
 	st.IPv4, st.IPv6, st.Allow = len(k.Cloudflare4), len(k.Cloudflare6), len(k.Allow)
 	switch {
 	case !k.Present:
 		st.Problems = append(st.Problems, fmt.Sprintf("table inet %s does not exist: run `cfguard sync` (or `cfguard restore` offline)", cfg.Table))
+	case !k.Hooked:
+		st.Problems = append(st.Problems, k.Problems...)
+		st.Problems = append(st.Problems, "the table drifted from what cfguard writes: run `cfguard sync` (or `cfguard restore`) to rebuild it")
 	case st.IPv4+st.IPv6 == 0:
 		st.Problems = append(st.Problems, "the Cloudflare sets are empty: web ports answer nobody but --allow sources")
 	}
