@@ -284,7 +284,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if e.OperationType != expr.PayloadLoad {
 			return unknownf("payload write (%s) is not modelled", payloadName(e.Base, e.Offset, e.Len, p.v6))
 		}
-		val, known, why := p.payload(e.Base, e.Offset, e.Len)
+		val, known, why := p.payload(e)
 		if !rg.set(e.DestRegister, val, known, why) {
 			return unknownf("payload into an invalid register")
 		}
@@ -627,7 +627,13 @@ func newPacket(src, dst netip.Addr, port uint16) *packet {
 	return p
 }
 
-func (p *packet) payload(base expr.PayloadBase, off, n uint32) ([]byte, []byte, string) {
+func (p *packet) payload(e *expr.Payload) ([]byte, []byte, string) {
+	base, off, n := e.Base, e.Offset, e.Len
+	fam := nftables.TableFamilyIPv4
+	if p.v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	name := payloadField(fam, e, "tcp").name
 	val, known := make([]byte, n), make([]byte, n)
 	var src, srcK []byte
 	switch base {
@@ -636,14 +642,14 @@ func (p *packet) payload(base expr.PayloadBase, off, n uint32) ([]byte, []byte, 
 	case expr.PayloadBaseTransportHeader:
 		src, srcK = p.th, p.thK
 	default:
-		return val, known, payloadName(base, off, n, p.v6) + " is not known for a packet from outside"
+		return val, known, name + " is not known for a packet from outside"
 	}
 	for i := uint32(0); i < n; i++ {
 		if j := off + i; j < uint32(len(src)) {
 			val[i], known[i] = src[j], srcK[j]
 		}
 	}
-	return val, known, payloadName(base, off, n, p.v6) + " is not known in advance"
+	return val, known, name + " is not known in advance"
 }
 
 func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {

@@ -183,7 +183,7 @@ var kernelCases = []struct {
 		{src: cfA, port: 85, want: CannotTell, real: Drop, reason: "verdict map"},
 		{src: cf6A, port: 86, want: CannotTell, real: Accept, reason: "verdict map"},
 		{src: cfA, port: 87, want: CannotTell, real: Accept, reason: "meta mark", rule: "tcp dport 87 meta mark 0x00000001 drop"},
-		{src: cfA, port: 88, want: CannotTell, real: Accept, reason: "@th,0,16"},
+		{src: cfA, port: 88, want: CannotTell, real: Accept, reason: "tcp sport"},
 		{src: other4, port: 8080, want: CannotTell, real: Accept, reason: "dnat"},
 		{src: other6, port: 8080, want: Accept},
 	}},

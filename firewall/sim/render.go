@@ -201,6 +201,9 @@ func renderCmp(f field, op expr.CmpOp, data []byte) string {
 		return f.name + " " + ctStates(f.mask)
 	}
 	if f.mask != nil && f.kind != kAddr {
+		if o == "" {
+			o = "== "
+		}
 		return fmt.Sprintf("%s & 0x%x %s%s", fieldName(f), f.mask, o, formatValue(f, data))
 	}
 	return fieldName(f) + " " + o + formatValue(f, data)
