@@ -41,6 +41,14 @@
 // the packet); a Drop or Reject found in nftables stays, since it is final
 // whatever the legacy rules do, with the legacy tables noted in its Reason.
 //
+// # Rejects
+//
+// Reject means the ruleset rejects (a TCP reset or an ICMP error). A Linux
+// client that connects without IP_RECVERR treats an ICMP error during the
+// handshake as soft and keeps retrying until its own timeout, so an ICMP
+// reject can look like a drop to it; a TCP reset is refused at once. The
+// kernel tests set IP_RECVERR / IPV6_RECVERR to see ICMP rejects as such.
+//
 // # Netdev ingress
 //
 // Chains on the ingress hook (netdev tables, or inet tables since Linux 5.10)

@@ -134,7 +134,13 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 			return Result{Verdict: Accept}
 		case outDrop, outReject, outCannotTell:
 			res := at(cur, ru)
-			res.Verdict = map[outKind]Verdict{outDrop: Drop, outReject: Reject, outCannotTell: CannotTell}[out.kind]
+			res.Verdict = CannotTell
+			switch out.kind {
+			case outDrop:
+				res.Verdict = Drop
+			case outReject:
+				res.Verdict = Reject
+			}
 			res.Reason = out.reason
 			return res
 		case outJump, outGoto:
@@ -628,28 +634,33 @@ func newPacket(src, dst netip.Addr, port uint16) *packet {
 }
 
 func (p *packet) payload(e *expr.Payload) ([]byte, []byte, string) {
-	base, off, n := e.Base, e.Offset, e.Len
-	fam := nftables.TableFamilyIPv4
-	if p.v6 {
-		fam = nftables.TableFamilyIPv6
-	}
-	name := payloadField(fam, e, "tcp").name
-	val, known := make([]byte, n), make([]byte, n)
+	off, n := e.Offset, e.Len
 	var src, srcK []byte
-	switch base {
+	switch e.Base {
 	case expr.PayloadBaseNetworkHeader:
 		src, srcK = p.nh, p.nhK
 	case expr.PayloadBaseTransportHeader:
 		src, srcK = p.th, p.thK
-	default:
-		return val, known, name + " is not known for a packet from outside"
 	}
-	for i := uint32(0); i < n; i++ {
-		if j := off + i; j < uint32(len(src)) {
-			val[i], known[i] = src[j], srcK[j]
+	var val, known []byte
+	if off+n <= uint32(len(src)) {
+		val, known = src[off:off+n], srcK[off:off+n]
+	} else {
+		val, known = make([]byte, n), make([]byte, n)
+		for i := uint32(0); i < n; i++ {
+			if j := off + i; j < uint32(len(src)) {
+				val[i], known[i] = src[j], srcK[j]
+			}
 		}
 	}
-	return val, known, name + " is not known in advance"
+	if allKnown(known) {
+		return val, known, ""
+	}
+	fam := nftables.TableFamilyIPv4
+	if p.v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return val, known, payloadField(fam, e, "tcp").name + " is not known in advance"
 }
 
 func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {

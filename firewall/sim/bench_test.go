@@ -1,0 +1,89 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// benchPrefixes stands in for Cloudflare's 22 published prefixes (15 IPv4,
+// 7 IPv6), carved out of the stand-in ranges.
+func benchPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for i := 0; i < 8; i++ {
+		out = append(out, netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/27", i*32)))
+	}
+	for i := 0; i < 7; i++ {
+		out = append(out, netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/27", i*32)))
+	}
+	for i := 0; i < 7; i++ {
+		out = append(out, netip.MustParsePrefix(fmt.Sprintf("2001:db8:cf:%x::/52", i*0x1000)))
+	}
+	return out
+}
+
+// benchRuleset is a busy host's ruleset: a few hundred per-address rules in
+// a foreign table (some inside the Cloudflare prefixes), then cfguard's
+// table with the 22 prefixes in its sets.
+func benchRuleset() *Ruleset {
+	var rules [][]expr.Any
+	for i := 0; i < 300; i++ {
+		var src string
+		switch i % 3 {
+		case 0:
+			src = fmt.Sprintf("192.0.2.%d/32", i%256)
+		case 1:
+			src = fmt.Sprintf("203.0.113.%d/32", i%256)
+		default:
+			src = fmt.Sprintf("198.51.100.%d/30", (i*4)%256)
+		}
+		rules = append(rules, join(saddr4(src), tcpDport(uint16(1000+i)), &expr.Counter{}, verdict(expr.VerdictDrop)))
+	}
+	rules = append(rules, join(ctState(6), verdict(expr.VerdictAccept)))
+	foreign := build(nftables.TableFamilyINet, "filter", nil, "input:0:accept", rules)
+
+	var v4, v6 []string
+	for _, p := range benchPrefixes() {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		} else {
+			v6 = append(v6, p.String())
+		}
+	}
+	guard := build(nftables.TableFamilyINet, "cfguard", []*set{ipSet("cloudflare4", v4...), ipSet("cloudflare6", v6...)},
+		"input:-10:accept", [][]expr.Any{
+			join(tcpDport(443), saddrLookup(false, "cloudflare4", false), verdict(expr.VerdictAccept)),
+			join(tcpDport(443), saddrLookup(true, "cloudflare6", false), verdict(expr.VerdictAccept)),
+			join(tcpDport(443), verdict(expr.VerdictDrop)),
+		})
+	return merge(guard, foreign)
+}
+
+// BenchmarkCheckPrefix checks all 22 prefixes against port 443, as verify
+// does for one origin address and port.
+func BenchmarkCheckPrefix(b *testing.B) {
+	rs := benchRuleset()
+	prefixes := benchPrefixes()
+	pieces := 0
+	for _, p := range prefixes {
+		dst := o4
+		if p.Addr().Is6() {
+			dst = o6
+		}
+		pieces += len(rs.CheckPrefix(p, dst, 443))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, p := range prefixes {
+			dst := o4
+			if p.Addr().Is6() {
+				dst = o6
+			}
+			rs.CheckPrefix(p, dst, 443)
+		}
+	}
+	b.ReportMetric(float64(pieces), "pieces/op")
+}
