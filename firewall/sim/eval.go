@@ -364,15 +364,15 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		case s.bad != "":
 			return unknownf("%s", s.bad)
 		case e.IsDestRegSet && e.DestRegister == unix.NFT_REG_VERDICT:
-			return unknownf("verdict map %s is not modelled", setRef(s))
+			return unknownf("a verdict map (vmap%s) is not modelled", setRef(s))
 		case e.IsDestRegSet:
-			return unknownf("map %s is not modelled", setRef(s))
+			return unknownf("a map lookup (%s) is not modelled", strings.TrimPrefix(setRef(s), " "))
 		case s.concatenation:
-			return unknownf("concatenation lookup in %s is not modelled", setRef(s))
+			return unknownf("a concatenation lookup (%s) is not modelled", strings.TrimPrefix(setRef(s), " "))
 		}
 		v, k, why, ok := rg.get(e.SourceRegister, s.keyLen)
 		if !ok || s.keyLen == 0 {
-			return unknownf("lookup in %s from an invalid register", setRef(s))
+			return unknownf("a lookup (%s) from an invalid register", strings.TrimPrefix(setRef(s), " "))
 		}
 		if !allKnown(k) {
 			return unknownf("%s", why)
@@ -707,11 +707,12 @@ func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
 	return make([]byte, 16), make([]byte, 16), "ct " + ctName(k) + " is not known in advance"
 }
 
+// setRef names a set for a reason: " @name", or "" for an anonymous set.
 func setRef(s *set) string {
 	if s.anonymous {
-		return "an anonymous set"
+		return ""
 	}
-	return "@" + s.name
+	return " @" + s.name
 }
 
 func dynsetOp(op uint32) string {

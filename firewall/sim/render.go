@@ -119,7 +119,9 @@ func renderRule(t *table, exprs []expr.Any) string {
 		case *expr.Lookup:
 			f := reg[e.SourceRegister]
 			ref := "@" + e.SetName
-			if s := t.sets[e.SetName]; s != nil && s.anonymous {
+			if s := t.sets[e.SetName]; s != nil && s.concatenation {
+				f.name += " . …"
+			} else if s != nil && s.anonymous {
 				ref = renderSet(f, s)
 			}
 			switch {
@@ -177,6 +179,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 		case *expr.Notrack:
 			out = append(out, "notrack")
 		case *unknownExpr:
+			clear(reg) // it may have loaded any register
 			out = append(out, e.name+" …")
 		default:
 			out = append(out, exprName(e)+" …")
