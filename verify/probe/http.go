@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -52,7 +51,7 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 	o := report.Outcome{Stage: report.StageHTTP}
 	rec := &recorder{}
 	var certRequested atomic.Bool
-	var tlsErr atomic.Pointer[error] // set by the dialer, which may outlive RoundTrip
+	var tlsErr atomic.Pointer[tlsFail] // set by the dialer, which may outlive RoundTrip
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		c, err := dialTCP(ctx, t.hostPort())
 		if err != nil {
@@ -78,12 +77,10 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 			if err != nil {
 				return nil, err
 			}
-			tc := tls.Client(c, clientConfig(t.Hostname, &certRequested))
-			hctx, cancel := context.WithTimeout(ctx, TLSTimeout)
-			defer cancel()
-			if err := tc.HandshakeContext(hctx); err != nil {
+			tc, evidence, err := handshake(ctx, c, t.Hostname, &certRequested)
+			if err != nil {
 				c.Close()
-				tlsErr.Store(&err)
+				tlsErr.Store(&tlsFail{err, evidence})
 				return nil, err
 			}
 			return rec.wrap(tc), nil
@@ -107,11 +104,13 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 	}
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
-		var terr error
-		if p := tlsErr.Load(); p != nil {
-			terr = *p
+		if f := tlsErr.Load(); f != nil {
+			o.Evidence = append(o.Evidence, f.evidence...)
+			o = tlsFailure(o, t, f.err, certRequested.Load())
+			o.Stage = report.StageHTTP
+			return o
 		}
-		return httpFailure(o, t, err, terr, certRequested.Load(), connected.Load(), wrote.Load(), rec, timeout)
+		return httpFailure(o, t, err, connected.Load(), wrote.Load(), rec, timeout)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -197,21 +196,16 @@ func fix5xx(code int) string {
 }
 
 // httpFailure classifies a request that got no usable response.
-func httpFailure(o report.Outcome, t Target, err, tlsErr error, certRequested, connected, wrote bool, rec *recorder, timeout time.Duration) report.Outcome {
+func httpFailure(o report.Outcome, t Target, err error, connected, wrote bool, rec *recorder, timeout time.Duration) report.Outcome {
 	o.Fail = true
-	o.Evidence = append(o.Evidence, "request: "+err.Error())
-	if b := rec.bytes(); len(b) > 0 {
-		o.Evidence = append(o.Evidence, fmt.Sprintf("first bytes: %q", b))
-	}
-	switch {
-	case tlsErr != nil:
-		f := tlsFailure(o, t, tlsErr, certRequested)
-		f.Stage = report.StageHTTP
-		return f
-	case !connected:
+	if !connected {
 		if kind := classifyNetErr(err); kind == dialRefused || kind == dialTimeout || kind == dialUnreachable {
 			return connectFailure(o, t, err, DialTimeout)
 		}
+	}
+	o.Evidence = append(o.Evidence, "request: "+err.Error())
+	if b := rec.bytes(); len(b) > 0 {
+		o.Evidence = append(o.Evidence, fmt.Sprintf("first bytes: %q", b))
 	}
 	msg := err.Error()
 	kind := classifyNetErr(err)
@@ -246,6 +240,12 @@ func httpFailure(o report.Outcome, t Target, err, tlsErr error, certRequested, c
 		o.Fix = "Read the web server's error log for this request."
 	}
 	return o
+}
+
+// tlsFail is a failed handshake inside the HTTP probe.
+type tlsFail struct {
+	err      error
+	evidence []string
 }
 
 // recorder keeps the first bytes read from the origin, for Evidence.

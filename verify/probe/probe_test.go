@@ -176,8 +176,12 @@ func TestJudgeRoutes(t *testing.T) {
 	onlink := route{Dst: pfx("203.0.113.0/24"), Type: unix.RTN_UNICAST, Dev: "br0", Table: unix.RT_TABLE_MAIN}
 	black := route{Dst: pfx("203.0.113.0/25"), Type: unix.RTN_BLACKHOLE, Table: unix.RT_TABLE_MAIN}
 	table := []route{def, swallow, black}
-	ok := func(p string, r route) routeLookup { return routeLookup{Prefix: pfx(p), Addr: pfx(p).Addr(), Route: &r} }
-	bad := func(p string, err error) routeLookup { return routeLookup{Prefix: pfx(p), Addr: pfx(p).Addr(), Err: err} }
+	ok := func(p string, r route) routeLookup {
+		return routeLookup{Prefix: pfx(p), Addr: pfx(p).Addr(), Route: &r}
+	}
+	bad := func(p string, err error) routeLookup {
+		return routeLookup{Prefix: pfx(p), Addr: pfx(p).Addr(), Err: err}
+	}
 	pass := verdict{Stage: report.StageRoute}
 	fail := verdict{Stage: report.StageRoute, Fail: true, Status: 523}
 	tests := []struct {

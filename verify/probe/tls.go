@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,10 +90,8 @@ func TLS(ctx context.Context, t Target) TLSResult {
 	defer raw.Close()
 
 	var requested atomic.Bool
-	conn := tls.Client(raw, clientConfig(t.Hostname, &requested))
-	hctx, cancel := context.WithTimeout(ctx, TLSTimeout)
-	defer cancel()
-	err = conn.HandshakeContext(hctx)
+	conn, evidence, err := handshake(ctx, raw, t.Hostname, &requested)
+	o.Evidence = append(o.Evidence, evidence...)
 	if err == nil && requested.Load() {
 		// A TLS 1.3 server that insists on a client certificate says so
 		// only after the client's Finished: wait a moment for its alert.
@@ -120,6 +120,25 @@ func TLS(ctx context.Context, t Target) TLSResult {
 	return res
 }
 
+// handshake runs the client side of Cloudflare's handshake over raw, within
+// TLSTimeout. When the answer is not TLS, evidence holds its first bytes.
+func handshake(ctx context.Context, raw net.Conn, hostname string, requested *atomic.Bool) (*tls.Conn, []string, error) {
+	rec := &recorder{}
+	conn := tls.Client(rec.wrap(raw), clientConfig(hostname, requested))
+	hctx, cancel := context.WithTimeout(ctx, TLSTimeout)
+	defer cancel()
+	err := conn.HandshakeContext(hctx)
+	var rh tls.RecordHeaderError
+	if err != nil && errors.As(err, &rh) {
+		// Not TLS: read a little more of the answer to name it.
+		raw.SetReadDeadline(time.Now().Add(ClientCertGrace))
+		io.ReadAtLeast(rec.wrap(raw), make([]byte, firstBytes), firstBytes)
+		raw.SetReadDeadline(time.Time{})
+		return conn, []string{fmt.Sprintf("first bytes: %q", rec.bytes())}, err
+	}
+	return conn, nil, err
+}
+
 // tlsFailure classifies a failed handshake as 525 (or a connect failure).
 func tlsFailure(o report.Outcome, t Target, err error, certRequested bool) report.Outcome {
 	o.Fail, o.Status = true, 525
@@ -129,7 +148,7 @@ func tlsFailure(o report.Outcome, t Target, err error, certRequested bool) repor
 	kind := classifyNetErr(err)
 	switch {
 	case errors.As(err, &rh) && strings.HasPrefix(string(rh.RecordHeader[:]), "HTTP/"):
-		o.Cause = fmt.Sprintf("%s speaks plain HTTP, not TLS: it answered Cloudflare's TLS handshake with %q", t.hostPort(), string(rh.RecordHeader[:])+"…")
+		o.Cause = fmt.Sprintf("%s speaks plain HTTP, not TLS: it answered Cloudflare's TLS handshake with %q", t.hostPort(), firstLine(o.Evidence, string(rh.RecordHeader[:])))
 		o.Fix = fmt.Sprintf("Turn on TLS for port %d (nginx `listen %d ssl;` with ssl_certificate and ssl_certificate_key), or use SSL mode Flexible only if the origin really cannot do HTTPS.", t.Port, t.Port)
 	case errors.As(err, &rh):
 		o.Cause = fmt.Sprintf("%s does not speak TLS: it answered the handshake with the bytes %q", t.hostPort(), string(rh.RecordHeader[:]))
@@ -164,6 +183,20 @@ func tlsFailure(o report.Outcome, t Target, err error, certRequested bool) repor
 		o.Fix = "Check the web server's TLS configuration for " + t.Hostname + " and its error log."
 	}
 	return o
+}
+
+// firstLine is the first line of the "first bytes" evidence, else def+"…".
+func firstLine(evidence []string, def string) string {
+	for _, e := range evidence {
+		if q, ok := strings.CutPrefix(e, "first bytes: "); ok {
+			if s, err := strconv.Unquote(q); err == nil && s != "" {
+				line, _, _ := strings.Cut(s, "\r\n")
+				line, _, _ = strings.Cut(line, "\n")
+				return line
+			}
+		}
+	}
+	return def + "…"
 }
 
 // alertOf returns the text of a TLS alert the peer sent ("handshake
