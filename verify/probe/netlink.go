@@ -47,7 +47,7 @@ func (r route) String() string {
 	if r.Multipath {
 		s += " (multipath)"
 	}
-	if r.Dev != "" {
+	if r.Dev != "" && r.Type == unix.RTN_UNICAST {
 		s += " dev " + r.Dev
 	}
 	if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {

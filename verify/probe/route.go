@@ -143,26 +143,28 @@ type routeProblem struct {
 func judgeRoutes(o report.Outcome, src netip.Addr, looks []routeLookup, dumps map[bool][]route) report.Outcome {
 	byPrefix := map[netip.Prefix]*routeProblem{}
 	var prefixes []netip.Prefix
-	uses := map[string][]string{} // route → prefixes using it
-	var order []string
 	for _, l := range looks {
 		if _, seen := byPrefix[l.Prefix]; !seen {
 			byPrefix[l.Prefix] = nil
 			prefixes = append(prefixes, l.Prefix)
 		}
-		pr := classifyLookup(l, dumps[l.Prefix.Addr().Is4()])
-		if pr == nil {
-			name := l.Route.String()
-			if !slices.Contains(uses[name], l.Prefix.String()) {
-				if len(uses[name]) == 0 {
-					order = append(order, name)
-				}
-				uses[name] = append(uses[name], l.Prefix.String())
-			}
+		if pr := classifyLookup(l, dumps[l.Prefix.Addr().Is4()]); pr != nil && byPrefix[l.Prefix] == nil {
+			byPrefix[l.Prefix] = pr
+		}
+	}
+	// The routes the sound prefixes use, for Evidence.
+	uses := map[string][]string{} // route → prefixes using it
+	var order []string
+	for _, l := range looks {
+		if byPrefix[l.Prefix] != nil {
 			continue
 		}
-		if byPrefix[l.Prefix] == nil {
-			byPrefix[l.Prefix] = pr
+		name := l.Route.String()
+		if !slices.Contains(uses[name], l.Prefix.String()) {
+			if len(uses[name]) == 0 {
+				order = append(order, name)
+			}
+			uses[name] = append(uses[name], l.Prefix.String())
 		}
 	}
 	for _, name := range order {
