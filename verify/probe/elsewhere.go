@@ -21,9 +21,15 @@ func Elsewhere(ctx context.Context, t Target, timeout time.Duration) report.Outc
 		timeout = DialTimeout
 	}
 	o := report.Outcome{Stage: report.StageElsewhere}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	if err := t.check(); err != nil {
+		return unusable(o.Stage, t, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := dialTCP(ctx, t.hostPort())
+	c, err := dialTCP(dctx, t.hostPort())
+	if err != nil && stopped(ctx, err) {
+		return unusable(o.Stage, t, err)
+	}
 	if err == nil {
 		c.Close()
 		o.Cause = fmt.Sprintf("not this server: %s → %s, which answers on port %d; its paths are that server's to check", t.Hostname, t.Addr, t.Port)

@@ -49,6 +49,11 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 		timeout = HTTPTimeout
 	}
 	o := report.Outcome{Stage: report.StageHTTP}
+	if err := t.check(); err != nil {
+		return unusable(o.Stage, t, err)
+	}
+	parent := ctx
+	start := time.Now()
 	rec := &recorder{}
 	var certRequested atomic.Bool
 	var tlsErr atomic.Pointer[tlsFail] // set by the dialer, which may outlive RoundTrip
@@ -97,12 +102,12 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 	})
 	req, err := newRequest(ctx, t)
 	if err != nil {
-		o.Fail, o.Status = true, 520
-		o.Cause = "cannot build the request: " + err.Error()
-		o.Fix = "Check the hostname " + t.Hostname + "."
-		return o
+		return unusable(o.Stage, t, fmt.Errorf("building the request: %w", err))
 	}
 	resp, err := tr.RoundTrip(req)
+	if err != nil && stopped(parent, err) {
+		return unusable(o.Stage, t, err)
+	}
 	if err != nil {
 		if f := tlsErr.Load(); f != nil {
 			o.Evidence = append(o.Evidence, f.evidence...)
@@ -110,7 +115,7 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 			o.Stage = report.StageHTTP
 			return o
 		}
-		return httpFailure(o, t, err, connected.Load(), wrote.Load(), rec, timeout)
+		return httpFailure(o, t, err, connected.Load(), wrote.Load(), rec, timeout, time.Since(start))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -196,11 +201,11 @@ func fix5xx(code int) string {
 }
 
 // httpFailure classifies a request that got no usable response.
-func httpFailure(o report.Outcome, t Target, err error, connected, wrote bool, rec *recorder, timeout time.Duration) report.Outcome {
+func httpFailure(o report.Outcome, t Target, err error, connected, wrote bool, rec *recorder, timeout, elapsed time.Duration) report.Outcome {
 	o.Fail = true
 	if !connected {
 		if kind := classifyNetErr(err); kind == dialRefused || kind == dialTimeout || kind == dialUnreachable {
-			return connectFailure(o, t, err, DialTimeout)
+			return connectFailure(o, t, err, elapsed)
 		}
 	}
 	o.Evidence = append(o.Evidence, "request: "+err.Error())

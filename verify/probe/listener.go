@@ -18,9 +18,13 @@ const maxListeners = 16
 // /proc/net/tcp and tcp6); no answer within DialTimeout fails with 522.
 func Listener(ctx context.Context, t Target) report.Outcome {
 	o := report.Outcome{Stage: report.StageListener}
-	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	if err := t.check(); err != nil {
+		return unusable(o.Stage, t, err)
+	}
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	c, err := dialTCP(ctx, t.hostPort())
+	c, err := dialTCP(dctx, t.hostPort())
 	if err == nil {
 		c.Close()
 		o.Cause = fmt.Sprintf("%s accepts connections", t.hostPort())
@@ -29,7 +33,10 @@ func Listener(ctx context.Context, t Target) report.Outcome {
 		}
 		return o
 	}
-	return connectFailure(o, t, err, DialTimeout)
+	if stopped(ctx, err) {
+		return unusable(o.Stage, t, err)
+	}
+	return connectFailure(o, t, err, time.Since(start))
 }
 
 // connectFailure turns a failed connect to the target into a failing
@@ -61,7 +68,7 @@ func connectFailure(o report.Outcome, t Target, err error, waited time.Duration)
 		o.Fix = "Check that the address is configured on an interface that is up (ip addr) and the routes (ip route)."
 	case dialTimeout:
 		o.Status = 522
-		o.Cause = fmt.Sprintf("%s does not answer a connect within %s", t.hostPort(), waited)
+		o.Cause = fmt.Sprintf("%s does not answer a connect within %s", t.hostPort(), waited.Round(100*time.Millisecond))
 		o.Fix = "Look for a firewall rule that drops the connection (nft list ruleset) or a server too busy to accept (listen backlog)."
 	default:
 		o.Status = 521

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"net/netip"
@@ -240,5 +241,36 @@ func TestProbeAddrs(t *testing.T) {
 	want := []netip.Addr{netip.MustParseAddr("172.64.0.0"), netip.MustParseAddr("172.71.255.255")}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Error(diff)
+	}
+}
+
+func TestUnusable(t *testing.T) {
+	good := Target{Hostname: "www.example.com", Addr: netip.MustParseAddr("127.0.0.1"), Port: 1, Scheme: "http", SSLMode: ModeFull}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	bad := func(f func(*Target)) Target { x := good; f(&x); return x }
+	tests := []struct {
+		name string
+		run  func() report.Outcome
+		warn string
+	}{
+		{"no address", func() report.Outcome {
+			return Listener(context.Background(), bad(func(x *Target) { x.Addr = netip.Addr{} }))
+		}, "no address"},
+		{"port", func() report.Outcome {
+			return TLS(context.Background(), bad(func(x *Target) { x.Port = 70000 })).Outcome
+		}, "port 70000 is out of range"},
+		{"scheme", func() report.Outcome { return HTTP(context.Background(), bad(func(x *Target) { x.Scheme = "ftp" }), 0) }, `scheme "ftp"`},
+		{"cancelled", func() report.Outcome { return Elsewhere(cancelled, good, 0) }, "did not run"},
+		{"cancelled http", func() report.Outcome { return HTTP(cancelled, good, 0) }, "did not run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.run()
+			if !o.CannotTell || o.Fail {
+				t.Errorf("want CannotTell and no failure: %+v", o)
+			}
+			has(t, o, "", "", tt.warn)
+		})
 	}
 }

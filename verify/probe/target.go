@@ -1,10 +1,15 @@
 package probe
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/cfguard/cfguard/verify/report"
 )
 
 // Timeouts of the probes. The orchestrator may shorten them through the
@@ -50,4 +55,31 @@ func (t Target) hostPort() string {
 // certificate under the target's SSL mode.
 func (t Target) verifiesCertificate() bool {
 	return t.SSLMode == ModeStrict || t.SSLMode == ModeOriginPull
+}
+
+// check returns an error for a target no probe can use.
+func (t Target) check() error {
+	switch {
+	case !t.Addr.IsValid():
+		return errors.New("no address")
+	case t.Port < 1 || t.Port > 65535:
+		return fmt.Errorf("port %d is out of range", t.Port)
+	case t.Scheme != "http" && t.Scheme != "https":
+		return fmt.Errorf("scheme %q is neither http nor https", t.Scheme)
+	}
+	return nil
+}
+
+// unusable is the outcome of a stage that could not run: a bad target or
+// a cancelled context. It never fails the path on a guess.
+func unusable(stage report.Stage, t Target, err error) report.Outcome {
+	return report.Outcome{Stage: stage, CannotTell: true,
+		Warnings: []string{fmt.Sprintf("%s stage for %s did not run: %v", stage, t.Hostname, err)}}
+}
+
+// stopped reports whether the caller cancelled ctx (Ctrl-C), so that err
+// says nothing about the origin. A deadline on ctx is a probe timeout and
+// is judged as one.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && errors.Is(ctx.Err(), context.Canceled)
 }

@@ -77,15 +77,22 @@ type TLSResult struct {
 // is 521 as in Listener. On success State holds the peer's certificates.
 func TLS(ctx context.Context, t Target) TLSResult {
 	o := report.Outcome{Stage: report.StageTLS}
+	if err := t.check(); err != nil {
+		return TLSResult{Outcome: unusable(o.Stage, t, err)}
+	}
 	if t.Scheme != "https" {
 		o.Cause = "plain HTTP: no TLS handshake"
 		return TLSResult{Outcome: o}
 	}
+	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	raw, err := dialTCP(dctx, t.hostPort())
 	cancel()
 	if err != nil {
-		return TLSResult{Outcome: connectFailure(o, t, err, DialTimeout)}
+		if stopped(ctx, err) {
+			return TLSResult{Outcome: unusable(o.Stage, t, err)}
+		}
+		return TLSResult{Outcome: connectFailure(o, t, err, time.Since(start))}
 	}
 	defer raw.Close()
 
@@ -102,6 +109,10 @@ func TLS(ctx context.Context, t Target) TLSResult {
 		}
 	}
 	res := TLSResult{ClientCertRequested: requested.Load()}
+	if err != nil && stopped(ctx, err) {
+		res.Outcome = unusable(o.Stage, t, err)
+		return res
+	}
 	if err != nil {
 		res.Outcome = tlsFailure(o, t, err, requested.Load())
 		return res
