@@ -34,22 +34,20 @@ func realDeps(ctx context.Context, cfg Config, logger *slog.Logger) (deps, []rep
 		}
 		d.api = c
 	}
-	var findings []report.Finding
 	if !cfg.NoBackend {
-		a, fs, err := backend.Discover(ctx, backend.Options{
-			NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig,
-			Since: cfg.Since, Timeout: cfg.Timeout,
-		})
-		if err != nil {
-			return deps{}, nil, &Error{Err: err}
-		}
-		findings = append(findings, fs...)
-		if a != nil {
-			d.upstream = a
+		d.discoverUpstream = func(ctx context.Context, readTimeout time.Duration) (upstream, []report.Finding, error) {
+			a, fs, err := backend.Discover(ctx, backend.Options{
+				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig,
+				Since: cfg.Since, Timeout: cfg.Timeout, CloudflareReadTimeout: readTimeout,
+			})
+			if err != nil || a == nil {
+				return nil, fs, err
+			}
+			return a, fs, nil
 		}
 	}
-	logger.Debug("verify: seams wired", "api", d.api != nil, "backend", d.upstream != nil)
-	return d, findings, nil
+	logger.Debug("verify: seams wired", "api", d.api != nil, "backend", d.discoverUpstream != nil)
+	return d, nil, nil
 }
 
 // probes are the stages of verify/probe.

@@ -62,10 +62,13 @@ type deps struct {
 	api      api // nil without a token
 	probe    prober
 	firewall firewall // nil: the stage is skipped with a warning
-	upstream upstream // nil: no backend analysis
-	host     host
-	resolver resolver
-	now      func() time.Time
+	upstream upstream // nil: discoverUpstream is asked, if set
+	// discoverUpstream finds the web servers and backends once the zones
+	// are read (their longest proxy_read_timeout is Cloudflare's wait).
+	discoverUpstream func(ctx context.Context, cloudflareReadTimeout time.Duration) (upstream, []report.Finding, error)
+	host             host
+	resolver         resolver
+	now              func() time.Time
 	// originPort maps the port Cloudflare uses to the port probed (nil:
 	// the same). Benchmarks on loopback use it; nothing else does.
 	originPort func(int) int

@@ -9,6 +9,9 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/cfguard/cfguard/verify/cloudflare"
 
 	"github.com/cfguard/cfguard/verify/report"
 )
@@ -103,6 +106,23 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Err: fmt.Errorf("verify was interrupted: %w", err)}
+	}
+	if d.upstream == nil && d.discoverUpstream != nil {
+		readTimeout := time.Duration(0)
+		for _, e := range entries {
+			readTimeout = max(readTimeout, e.settings.ProxyReadTimeout)
+		}
+		if readTimeout == 0 {
+			readTimeout = cloudflare.DefaultProxyReadTimeout
+		}
+		up, fs, err := d.discoverUpstream(ctx, readTimeout)
+		if err != nil {
+			return nil, &Error{Err: fmt.Errorf("looking behind the web server: %w", err)}
+		}
+		r.d.upstream = up
+		for _, f := range fs {
+			r.addFinding(f)
+		}
 	}
 	jobs := pathsFor(entries)
 	paths := r.walkAll(ctx, jobs)

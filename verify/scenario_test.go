@@ -80,7 +80,7 @@ var scenarioZones = []scenarioZone{
 
 // scenarioWant: every path of the run, as brief() prints it.
 var scenarioWant = []string{
-	"bad.test A 192.0.2.11 443/https FAIL 502 http",
+	"bad.test A 192.0.2.11 443/https FAIL 502 upstream",
 	"expired.test A 192.0.2.5 443/https FAIL 526 certificate",
 	"flex.test A 192.0.2.10 80/http ok 301 http",
 	"fullexpired.test A 192.0.2.5 443/https ok 200 http",
@@ -97,7 +97,7 @@ var scenarioWant = []string{
 	"plain443.test A 192.0.2.4 443/https FAIL 525 tls",
 	"private.test A 10.0.0.5 443/https FAIL 403 record",
 	"selfsigned.test A 192.0.2.5 443/https FAIL 526 certificate",
-	"slow.test A 192.0.2.12 443/https FAIL 524 http",
+	"slow.test A 192.0.2.12 443/https FAIL 524 upstream",
 	"stopped.test A 192.0.2.2 80/http FAIL 521 listener",
 	"stopped.test A 192.0.2.2 443/https FAIL 521 listener",
 	"wrongname.test A 192.0.2.5 443/https FAIL 526 certificate",
@@ -170,7 +170,7 @@ func TestScenarios(t *testing.T) {
 	origin.Start("nginx", "-c", conf, "-g", "daemon off;")
 	waitListening(t, origin, "192.0.2.1:443")
 
-	nstest.Reexec(t, origin, "SSL_CERT_FILE="+certs["ca"], "SSL_CERT_DIR="+dir+"/none")
+	nstest.Reexec(t, origin, "SSL_CERT_FILE="+certs["ca"], "SSL_CERT_DIR="+dir+"/none", "CFGUARD_SCENARIO_NGINX="+conf)
 }
 
 // scenarioChild runs inside the origin namespace.
@@ -184,7 +184,7 @@ func scenarioChild(t *testing.T) {
 	}
 	cfg := Config{
 		APIBaseURL: api.URL, Token: cfapitest.DefaultToken, Timeout: scenarioTimeout, Cloudflare: testCF,
-		NoBackend: true, // the backend analysis has its own tests (verify/backend)
+		NginxConfig: os.Getenv("CFGUARD_SCENARIO_NGINX"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
