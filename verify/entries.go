@@ -167,7 +167,9 @@ func (r *runner) entriesFromZones(ctx context.Context, zds []zoneData) []entry {
 					a = netip.Addr{} // the record stage names it
 				}
 				base.addr = a.Unmap()
+				mu.Lock()
 				out = append(out, base)
+				mu.Unlock()
 			case "CNAME":
 				wg.Add(1)
 				go func() {
