@@ -12,7 +12,7 @@ go build -o bin/cfapi-standin ./internal/cmd/cfapi-standin
 ns=cfguard-demo-$$
 state=$(mktemp -d)
 cleanup() {
-	[ -n "${standin:-}" ] && kill "$standin" 2>/dev/null
+	ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
 	ip netns del "$ns" 2>/dev/null
 	rm -rf "$state"
 }
@@ -39,7 +39,6 @@ run status
 
 step "A stand-in of Cloudflare's API answers with documentation prefixes, which drop more than half of what is installed: sync refuses (a truncated answer looks like that)."
 ip netns exec "$ns" bin/cfapi-standin -listen 127.0.0.1:8099 >/dev/null &
-standin=$!
 sleep 0.5
 run --api-url http://127.0.0.1:8099 sync --dry-run
 run --api-url http://127.0.0.1:8099 sync

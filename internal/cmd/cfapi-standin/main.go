@@ -20,6 +20,10 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on (loopback only)")
 	alternate := flag.Bool("alternate", false, "answer /ips with two lists in turn (a changing sync every time)")
+	zone := flag.String("zone", "", "add this zone (token: cfapitest.DefaultToken) ...")
+	hosts := flag.Int("hosts", 0, "... with this many proxied A records host-N.<zone> ...")
+	origin := flag.String("origin", "", "... pointing at this address, where a tiny origin answers on :80 and :443")
+	ssl := flag.String("ssl", "full", "the zone's SSL mode")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -53,6 +57,18 @@ func main() {
 			}
 			next.ServeHTTP(w, r)
 		})
+	}
+	if *zone != "" {
+		id := s.AddZone(*zone, map[string]any{"ssl": *ssl})
+		for i := 0; i < *hosts; i++ {
+			s.AddRecord(id, "A", fmt.Sprintf("host-%d.%s", i, *zone), *origin, true)
+		}
+	}
+	if *origin != "" {
+		if err := serveOrigin(*origin); err != nil {
+			fmt.Fprintln(os.Stderr, "cfapi-standin:", err)
+			os.Exit(1)
+		}
 	}
 	fmt.Println(s.URL)
 	sig := make(chan os.Signal, 1)
