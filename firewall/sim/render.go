@@ -55,6 +55,17 @@ func renderRule(t *table, exprs []expr.Any) string {
 			pl, ok := exprs[i+1].(*expr.Payload)
 			return ok && pl.Base == base
 		}
+		// iptables-nft puts `meta l4proto` (-p) first and the transport
+		// field (--dport) after the addresses (-s); nft still lists it as
+		// `tcp dport`.
+		later = func(i int, base expr.PayloadBase) bool {
+			for _, e := range exprs[i+1:] {
+				if pl, ok := e.(*expr.Payload); ok && pl.Base == base && pl.OperationType == expr.PayloadLoad {
+					return true
+				}
+			}
+			return false
+		}
 	)
 	for i, e := range exprs {
 		switch e := e.(type) {
@@ -104,7 +115,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && skip(i, expr.PayloadBaseNetworkHeader) {
 				continue
 			}
-			if f.name == "meta l4proto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && skip(i, expr.PayloadBaseTransportHeader) {
+			if f.name == "meta l4proto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && later(i, expr.PayloadBaseTransportHeader) {
 				l4 = protoName(e.Data[0])
 				continue
 			}

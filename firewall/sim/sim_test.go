@@ -166,6 +166,13 @@ func TestRenderRule(t *testing.T) {
 		{"iifname wildcard", join(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Register: 1, Data: []byte("eth")}, verdict(expr.VerdictJump, "wan")), `iifname "eth*" jump wan`},
 		{"reject with tcp reset", join(tcpDport(22), &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}), "tcp dport 22 reject with tcp reset"},
 		{"xt match", join(&expr.Match{Name: "recent"}, verdict(expr.VerdictDrop)), `xt match "recent" drop`},
+		{"iptables-nft order: -p before -s, --dport after", join(metaCmp(expr.MetaKeyL4PROTO, unix.IPPROTO_TCP), saddr4("203.0.113.0/24"),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1, 0xbb}}, &expr.Counter{}, verdict(expr.VerdictDrop)),
+			"ip saddr 203.0.113.0/24 tcp dport 443 counter drop"},
+		{"iptables-nft -p without a transport field", join(metaCmp(expr.MetaKeyL4PROTO, unix.IPPROTO_TCP), saddr4("198.51.100.0/24"),
+			&expr.Match{Name: "multiport"}, verdict(expr.VerdictDrop)),
+			`meta l4proto tcp ip saddr 198.51.100.0/24 xt match "multiport" drop`},
 		{"not decoded", join(&unknownExpr{name: "socket"}, verdict(expr.VerdictDrop)), "socket … drop"},
 		{"policy-free return", join(verdict(expr.VerdictReturn)), "return"},
 	}
