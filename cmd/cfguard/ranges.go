@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
 )
+
+// interactiveFetchTimeout bounds the fetch of Cloudflare's ranges when a
+// person waits for the answer (ranges, verify).
+const interactiveFetchTimeout = 5 * time.Second
 
 func rangesCommand(g *globals) *cli.Command {
 	return &cli.Command{
@@ -47,10 +52,12 @@ func rangesCommand(g *globals) *cli.Command {
 
 // currentRanges returns the freshest list it can get, and a line saying
 // where it came from and why.
+// A person is waiting: unlike sync, which may take the whole
+// cfranges.FetchTimeout, these commands fall back to the cache quickly.
 func currentRanges(ctx context.Context, g *globals, offline, china bool) (cfranges.List, string) {
 	var fetchErr error
 	if !offline {
-		f := cfranges.Fetcher{BaseURL: g.apiURL, UserAgent: "cfguard/" + version}
+		f := cfranges.Fetcher{BaseURL: g.apiURL, UserAgent: "cfguard/" + version, Timeout: interactiveFetchTimeout}
 		list, err := f.Fetch(ctx, china)
 		if err == nil {
 			return list, fmt.Sprintf("fresh from %s (etag %s)", g.apiURL, orDash(list.Etag))

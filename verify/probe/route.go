@@ -168,7 +168,7 @@ func judgeRoutes(o report.Outcome, src netip.Addr, looks []routeLookup, dumps ma
 		}
 	}
 	for _, name := range order {
-		o.Evidence = append(o.Evidence, fmt.Sprintf("route to %s: %s", strings.Join(uses[name], ", "), name))
+		o.Evidence = append(o.Evidence, fmt.Sprintf("route to %s: %s", prefixSummary(uses[name]), name))
 	}
 
 	// Group the failing prefixes by problem.
@@ -314,4 +314,14 @@ func defaultRoute(table []route) *route {
 		}
 	}
 	return found
+}
+
+// prefixSummary names a few prefixes and counts the rest, so that evidence
+// stays one readable line: "173.245.48.0/20, 103.21.244.0/22 and 13 more".
+func prefixSummary(ps []string) string {
+	const show = 2
+	if len(ps) <= show+1 {
+		return strings.Join(ps, ", ")
+	}
+	return fmt.Sprintf("%s and %d more Cloudflare ranges", strings.Join(ps[:show], ", "), len(ps)-show)
 }
