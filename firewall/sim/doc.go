@@ -37,9 +37,13 @@
 // /proc/net/ip6_tables_names of the namespace it reads (the files are
 // per-namespace and follow the reading thread, so for another namespace Read
 // switches one locked OS thread into it to read them). If any exist, Warnings
-// says so and every Accept becomes CannotTell (a legacy rule may still drop
-// the packet); a Drop or Reject found in nftables stays, since it is final
-// whatever the legacy rules do, with the legacy tables noted in its Reason.
+// says so and every Accept of that IP family becomes CannotTell (a legacy
+// rule may still drop the packet; ip_tables sees only IPv4 packets and
+// ip6_tables only IPv6 ones); a Drop or Reject found in nftables stays, since
+// it is final whatever the legacy rules do, with the legacy tables noted in
+// its Reason. Listing with iptables-legacy (-L, -S) is enough to create an
+// empty filter table in a namespace, so a table may hold no rule at all: the
+// simulator cannot tell that either.
 //
 // # Rejects
 //

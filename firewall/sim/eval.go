@@ -35,8 +35,15 @@ func (r *Ruleset) Check(src, dst netip.Addr, dstPort uint16) Result {
 		return Result{Verdict: CannotTell, Reason: fmt.Sprintf("source %v and destination %v are not of one IP family", src, dst)}
 	}
 	res := r.check(newPacket(src, dst, dstPort))
-	if len(r.legacy) > 0 {
-		note := "iptables-legacy tables are present (" + strings.Join(r.legacy, ", ") + ") and netlink does not show their rules"
+	// ip_tables hooks only IPv4 packets, ip6_tables only IPv6 ones.
+	var legacy []string
+	for _, l := range r.legacy {
+		if strings.HasPrefix(l, "ip6_tables:") == src.Is6() {
+			legacy = append(legacy, l)
+		}
+	}
+	if len(legacy) > 0 {
+		note := "iptables-legacy tables are present (" + strings.Join(legacy, ", ") + ") and netlink does not show their rules"
 		switch res.Verdict {
 		case Accept:
 			res.Verdict = CannotTell

@@ -278,6 +278,32 @@ func TestLegacy(t *testing.T) {
 	if got := rs.Check(cf4, o4, 22); got.Verdict != Drop || !strings.Contains(got.Reason, "ip_tables: filter") {
 		t.Errorf("drop with legacy tables: got %+v, want Drop noting the legacy tables", got)
 	}
+	// ip_tables does not see IPv6 packets, nor ip6_tables IPv4 ones.
+	tests := []struct {
+		name   string
+		legacy []string
+		src    netip.Addr
+		want   Verdict
+	}{
+		{"ip_tables, IPv6 packet", []string{"ip_tables: filter"}, cf6, Accept},
+		{"ip6_tables, IPv6 packet", []string{"ip6_tables: filter"}, cf6, CannotTell},
+		{"ip6_tables, IPv4 packet", []string{"ip6_tables: filter"}, cf4, Accept},
+		{"both, IPv4 packet", []string{"ip_tables: filter", "ip6_tables: raw"}, cf4, CannotTell},
+	}
+	for _, tt := range tests {
+		rs.legacy = tt.legacy
+		dst := o4
+		if tt.src.Is6() {
+			dst = o6
+		}
+		got := rs.Check(tt.src, dst, 443)
+		if got.Verdict != tt.want {
+			t.Errorf("%s: got %+v, want %v", tt.name, got, tt.want)
+		}
+		if tt.want == CannotTell && strings.Contains(got.Reason, "raw") {
+			t.Errorf("%s: reason %q names the other family's table", tt.name, got.Reason)
+		}
+	}
 }
 
 func TestNewSet(t *testing.T) {
