@@ -45,9 +45,9 @@ func TestForwardGuardsPublishedPorts(t *testing.T) {
 	f.Close()
 	origin.Run("nft", "-f", f.Name())
 	for _, a := range []string{"0.0.0.0:8080", "0.0.0.0:8000", "0.0.0.0:80"} {
-		serve(t, ctr, a)
+		ctr.Serve(t, a)
 	}
-	serve(t, client, "192.0.2.2:443")
+	client.Serve(t, "192.0.2.2:443")
 	linkReady(t, client, origin, "192.0.2.1:9", "192.0.2.2")
 	linkReady(t, ctr, origin, "192.0.2.65:9", "192.0.2.66")
 

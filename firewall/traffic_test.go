@@ -18,26 +18,6 @@ import (
 // hidden by the retransmission; on a veth a handshake takes microseconds.
 const dialTimeout = 800 * time.Millisecond
 
-// serve listens on addr inside ns and answers every connection with "ok".
-func serve(t testing.TB, ns *nstest.NS, addr string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("ok"))
-			c.Close()
-		}
-	}()
-}
-
 // exchange connects from src (may be invalid: any) to dst and reads "ok".
 // It runs on the calling goroutine, which must be inside the namespace.
 func exchange(src netip.Addr, dst netip.AddrPort) error {
@@ -127,7 +107,7 @@ func linkReady(t *testing.T, from, to *nstest.NS, dst string, srcs ...string) {
 func TestGuardsTraffic(t *testing.T) {
 	edge, origin := edgeAndOrigin(t)
 	for _, port := range []string{"80", "443", "22"} {
-		serve(t, origin, "[::]:"+port)
+		origin.Serve(t, "[::]:"+port)
 	}
 	mustApply(t, manager(t, origin, testCfg), standIn)
 	for _, tc := range []struct {
@@ -164,7 +144,7 @@ const hammerReplaces = 300
 // that both hold the client's range, loses no connection.
 func TestAtomicReplaceLosesNoConnection(t *testing.T) {
 	edge, origin := edgeAndOrigin(t)
-	serve(t, origin, "[::]:443")
+	origin.Serve(t, "[::]:443")
 	m := manager(t, origin, testCfg)
 	a := standIn
 	b := Want{

@@ -76,20 +76,7 @@ func newSite(t *testing.T) *site {
 	s.origin.Run("ip", "-6", "route", "add", "2001:db8:cf::/48", "via", strangerV6.String())
 
 	for _, port := range []string{"22", "80", "443"} {
-		var ln net.Listener
-		if err := s.origin.Do(func() (err error) { ln, err = net.Listen("tcp", ":"+port); return }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		s.origin.Serve(t, ":"+port)
 	}
 	var apiLn net.Listener
 	if err := s.origin.Do(func() (err error) { apiLn, err = net.Listen("tcp", "127.0.0.1:0"); return }); err != nil {
