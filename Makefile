@@ -32,9 +32,9 @@ bench: build
 
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service; do \
-		sed 's#@BINDIR@#$(BINDIR)#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
-		install -D -m 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u && rm $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+		sed 's#@BINDIR@#$(BINDIR)#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	[ -e $(DESTDIR)/etc/default/cfguard ] || install -D -m 0644 systemd/cfguard.default $(DESTDIR)/etc/default/cfguard
 	[ -e $(DESTDIR)/etc/cfguard/api-token ] || install -D -m 0600 /dev/null $(DESTDIR)/etc/cfguard/api-token
