@@ -56,7 +56,8 @@ func restoreCommand(g *globals) *cli.Command {
 		Usage: "apply the last good list with no network at all (run at boot)",
 		Description: "Uses the cache written by the last successful sync; with no usable cache,\n" +
 			"the copy of Cloudflare's ranges built into this binary (with a warning).",
-		Flags: []cli.Flag{chinaFlag(), allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, jsonFlag()},
+		// No --china: the cache holds whatever the last sync fetched.
+		Flags: []cli.Flag{allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, jsonFlag()},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
@@ -81,7 +82,10 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 	if err != nil {
 		return cfg, usageErr(err)
 	}
-	cfg.Allow, cfg.China = allow, cmd.Bool("china")
+	cfg.Allow = allow
+	if cmd.IsSet("china") {
+		cfg.China = cmd.Bool("china")
+	}
 	return cfg, nil
 }
 
