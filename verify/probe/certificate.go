@@ -113,17 +113,15 @@ func CertificateWith(t Target, cs *tls.ConnectionState, now time.Time, opt CertO
 	return o
 }
 
-// chainProblem verifies the chain to the roots (or the system roots) and
-// then to the Origin CA. The chain is checked at a time inside the leaf's
-// validity so that an expired leaf is reported once, as expired.
+// chainProblem verifies the chain, with the intermediates the origin sent,
+// to the roots (or the system roots) and then to the Origin CA, and names
+// what is wrong with which certificate above the leaf. The leaf's own dates
+// are Certificate's to report: when the leaf is out of its dates at now,
+// the chain is checked again at a time inside the leaf's validity, and a
+// date error the retry finds on an issuer counts only if that issuer is out
+// of its dates at now too (a CA made after the leaf expired is valid: it is
+// not what is wrong).
 func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Time, roots *x509.CertPool) (problem, fix string) {
-	at := now
-	if at.After(leaf.NotAfter) {
-		at = leaf.NotAfter
-	}
-	if at.Before(leaf.NotBefore) {
-		at = leaf.NotBefore
-	}
 	pool := x509.NewCertPool()
 	for _, c := range inter {
 		pool.AddCert(c)
@@ -135,18 +133,41 @@ func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Ti
 			roots = x509.NewCertPool()
 		}
 	}
-	opts := x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: at}
-	_, err := leaf.Verify(opts)
+	verify := func(at time.Time) error {
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: at}
+		_, err := leaf.Verify(opts)
+		if err == nil {
+			return nil
+		}
+		opts.Roots = originCAPool()
+		if _, oerr := leaf.Verify(opts); oerr == nil {
+			return nil
+		}
+		return err
+	}
+	err := verify(now)
 	if err == nil {
 		return "", ""
 	}
-	opts.Roots = originCAPool()
-	if _, oerr := leaf.Verify(opts); oerr == nil {
-		return "", ""
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) && ci.Reason == x509.Expired && (ci.Cert == nil || ci.Cert.Equal(leaf)) {
+		// The leaf's dates, reported by Certificate. Look past them.
+		at := now
+		if at.After(leaf.NotAfter) {
+			at = leaf.NotAfter
+		}
+		if at.Before(leaf.NotBefore) {
+			at = leaf.NotBefore
+		}
+		if err = verify(at); err == nil {
+			return "", ""
+		}
+		if errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil && !ci.Cert.Equal(leaf) && !outOfDates(ci.Cert, now) {
+			return "", "" // the issuer is valid now; only the leaf is not
+		}
 	}
 
 	var ua x509.UnknownAuthorityError
-	var ci x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &ua) && selfSigned(leaf):
 		return fmt.Sprintf("is self-signed (%s)", leaf.Subject), "install a certificate from a public CA (e.g. Let's Encrypt) or a Cloudflare Origin CA certificate"
@@ -156,13 +177,32 @@ func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Ti
 	case errors.As(err, &ua):
 		return fmt.Sprintf("has an unknown issuer %s", chainTop(leaf, inter).Issuer),
 			"use a certificate from a public CA or Cloudflare's Origin CA (a private CA is trusted only through the zone's Custom Origin Trust Store)"
-	case errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil:
-		return fmt.Sprintf("chains through %s, which expired on %s", ci.Cert.Subject, day(ci.Cert.NotAfter)),
+	case errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil && now.After(ci.Cert.NotAfter):
+		return fmt.Sprintf("chains through %s, which expired on %s", issuerRole(ci.Cert, inter), day(ci.Cert.NotAfter)),
 			"serve the current intermediate certificate (refresh the chain file from the CA)"
+	case errors.As(err, &ci) && ci.Reason == x509.Expired && ci.Cert != nil && now.Before(ci.Cert.NotBefore):
+		return fmt.Sprintf("chains through %s, which is not valid before %s", issuerRole(ci.Cert, inter), day(ci.Cert.NotBefore)),
+			"check the server's clock (timedatectl), or serve an intermediate certificate that is valid now"
 	case errors.As(err, &ci) && ci.Reason == x509.IncompatibleUsage:
 		return "is not valid for server authentication (extended key usage)", "issue a certificate with the serverAuth extended key usage"
 	}
 	return "does not verify: " + strings.TrimPrefix(err.Error(), "x509: "), "install a certificate from a public CA or Cloudflare's Origin CA"
+}
+
+// issuerRole names a certificate above the leaf: "the intermediate CN=…"
+// when the origin sent it, else "the root CN=…".
+func issuerRole(c *x509.Certificate, inter []*x509.Certificate) string {
+	for _, ic := range inter {
+		if ic.Equal(c) {
+			return "the intermediate " + c.Subject.String()
+		}
+	}
+	return "the root " + c.Subject.String()
+}
+
+// outOfDates reports whether c is outside its validity dates at now.
+func outOfDates(c *x509.Certificate, now time.Time) bool {
+	return now.After(c.NotAfter) || now.Before(c.NotBefore)
 }
 
 func selfSigned(c *x509.Certificate) bool {

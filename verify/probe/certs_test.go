@@ -25,6 +25,13 @@ var serial int64 = 1
 
 func newTestCA(t testing.TB) *testCA {
 	t.Helper()
+	return newCA(t, nil, "cfguard test CA", time.Now().Add(-365*24*time.Hour), time.Now().Add(10*365*24*time.Hour))
+}
+
+// newCA makes a CA certificate valid from nb to na, signed by parent (a
+// root when parent is nil).
+func newCA(t testing.TB, parent *testCA, cn string, nb, na time.Time) *testCA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -32,14 +39,18 @@ func newTestCA(t testing.TB) *testCA {
 	serial++
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: "cfguard test CA", Organization: []string{"cfguard tests"}},
-		NotBefore:             time.Now().Add(-365 * 24 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"cfguard tests"}},
+		NotBefore:             nb,
+		NotAfter:              na,
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	signerCert, signerKey := tmpl, key
+	if parent != nil {
+		signerCert, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net/netip"
@@ -165,6 +166,79 @@ func TestCertificate(t *testing.T) {
 	}
 	if n := len(originCAPool().Subjects()); n != 2 { //nolint:staticcheck // counting embedded roots
 		t.Errorf("embedded Origin CA roots: %d, want 2", n)
+	}
+}
+
+// TestCertificateNamesTheCulprit: the cause names exactly what is wrong
+// with which certificate of the chain, and nothing that is not wrong — an
+// expired leaf under a CA made after it expired (the CA is valid now) must
+// not be reported as "chains through the CA, which expired on 2036-…".
+func TestCertificateNamesTheCulprit(t *testing.T) {
+	now := time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	// A root made an hour ago, valid for ten years, as tests (and a CA
+	// re-issued after an incident) make it.
+	root := newCA(t, nil, "young root", now.Add(-time.Hour), now.Add(3650*day))
+	roots := x509.NewCertPool()
+	roots.AddCert(root.cert)
+	stranger := newCA(t, nil, "stranger", now.Add(-time.Hour), now.Add(3650*day))
+	oldInter := newCA(t, root, "old intermediate", now.Add(-time.Hour), now.Add(-time.Minute)) // expired a minute ago
+	futureInter := newCA(t, root, "future intermediate", now.Add(30*day), now.Add(400*day))
+	goodInter := newCA(t, root, "good intermediate", now.Add(-time.Hour), now.Add(400*day))
+
+	expiredLeaf := root.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-90*day), now.Add(-day))
+	strangerExpired := stranger.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-90*day), now.Add(-day))
+	underOld := oldInter.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-day), now.Add(60*day))
+	underFuture := futureInter.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-day), now.Add(60*day))
+	expiredUnderGood := goodInter.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-90*day), now.Add(-day))
+	expiredUnderOld := oldInter.issue(t, "www.example.com", []string{"www.example.com"}, now.Add(-90*day), now.Add(-2*day))
+
+	strict := Target{Hostname: "www.example.com", Addr: netip.MustParseAddr("192.0.2.1"), Port: 443, Scheme: "https", SSLMode: ModeStrict}
+	chain := func(l leaf, inter ...*testCA) *tls.ConnectionState {
+		cs := l.state()
+		for _, c := range inter {
+			cs.PeerCertificates = append(cs.PeerCertificates, c.cert)
+		}
+		return cs
+	}
+	const at = "the certificate 192.0.2.1:443 serves for www.example.com "
+	tests := []struct {
+		name  string
+		cs    *tls.ConnectionState
+		cause string // exactly
+		fix   string // a fragment
+	}{
+		{"expired leaf under a root made after it expired", chain(expiredLeaf),
+			at + "expired on 2026-08-31", "renew the certificate"},
+		{"expired leaf under a valid intermediate", chain(expiredUnderGood, goodInter),
+			at + "expired on 2026-08-31", "renew the certificate"},
+		{"expired leaf and unknown issuer", chain(strangerExpired),
+			at + "expired on 2026-08-31 and has an unknown issuer CN=stranger,O=cfguard tests (the origin sent no intermediate certificate)", "serve the full chain"},
+		{"valid leaf under an expired intermediate", chain(underOld, oldInter),
+			at + "chains through the intermediate CN=old intermediate,O=cfguard tests, which expired on 2026-09-01", "serve the current intermediate"},
+		{"valid leaf under an intermediate not yet valid", chain(underFuture, futureInter),
+			at + "chains through the intermediate CN=future intermediate,O=cfguard tests, which is not valid before 2026-10-01", "check the server's clock"},
+		{"expired leaf under an expired intermediate", chain(expiredUnderOld, oldInter),
+			at + "expired on 2026-08-30 and chains through the intermediate CN=old intermediate,O=cfguard tests, which expired on 2026-09-01", "serve the current intermediate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := CertificateWith(strict, tt.cs, now, CertOptions{Roots: roots})
+			if diff := cmp.Diff(verdict{Stage: report.StageCertificate, Fail: true, Status: 526}, verdictOf(o)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.cause, o.Cause); diff != "" {
+				t.Errorf("cause (-want +got)\n%s", diff)
+			}
+			if !strings.Contains(strings.ToLower(o.Fix), strings.ToLower(tt.fix)) {
+				t.Errorf("fix %q lacks %q", o.Fix, tt.fix)
+			}
+			// The valid root's dates appear nowhere.
+			all := o.Cause + "\n" + o.Fix + "\n" + strings.Join(o.Evidence, "\n")
+			if rootEnd := root.cert.NotAfter.UTC().Format(time.DateOnly); strings.Contains(all, rootEnd) {
+				t.Errorf("the outcome mentions the valid root's notAfter %s:\n%s", rootEnd, all)
+			}
+		})
 	}
 }
 
