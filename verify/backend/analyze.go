@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -384,10 +385,11 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		}
 	case probeQueueFull:
 		v.kinds = []logs.Kind{logs.ListenQueueFull}
-		v.cause = fmt.Sprintf("the listen queue of %s is full (EAGAIN): every child is busy", t.address)
+		v.cause = fmt.Sprintf("the backend at %s is saturated: its listen queue is full (EAGAIN), every worker is busy", t.address)
+		v.fix = busyFix(rt, t, nil, "", action("restart"))
 		if pool != nil {
 			v.cause = fmt.Sprintf("php-fpm pool %s is saturated: every one of its pm.max_children = %d children is busy and the listen queue of %s is full", pool.Name, pool.MaxChildren, t.address)
-			v.fix = fmt.Sprintf("raise pm.max_children in %s if memory allows, and find the slow scripts (request_slowlog_timeout)", pool.File)
+			v.fix = busyFix(rt, t, pool, a.slowlog(pool), action("restart"))
 		}
 	case probeRefused:
 		v.kinds = []logs.Kind{logs.Refused, logs.ConnectFailed, logs.WorkerDisabled, logs.NoLiveUpstreams}
@@ -400,20 +402,31 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		v.status = 504
 		v.kinds = []logs.Kind{logs.ConnectTimedOut, logs.TimedOut}
 		v.cause = fmt.Sprintf("%s does not answer connection attempts within %s", t.address, a.opts.Timeout)
-		v.fix = fmt.Sprintf("check that the host behind %s is up and not firewalled", t.address)
+		v.fix = fmt.Sprintf("check that the host behind %s is up and that no firewall drops the connection", t.address)
+		if onThisHost(t) {
+			// A local listener that does not complete the handshake has a
+			// full accept queue: it runs, but takes no new connections.
+			v.cause = fmt.Sprintf("%s does not accept connections within %s although it is on this host: its listen queue is full, every worker is busy or hung", t.address, a.opts.Timeout)
+			v.fix = busyFix(rt, t, pool, a.slowlog(pool), action("restart"))
+		}
 	case probeNoAnswer:
+		// Running (it accepts), so starting it is no fix: find what it waits for.
 		v.status = 504
 		v.kinds = []logs.Kind{logs.TimedOut, logs.MaxChildren, logs.ListenQueueFull}
-		v.cause = fmt.Sprintf("%s accepts connections but did not answer a trivial request within %s: every worker is busy or hung", t.address, a.opts.Timeout)
+		v.cause = fmt.Sprintf("the backend at %s runs (it accepts connections) but did not answer a trivial request within %s: every worker is busy or hung", t.address, a.opts.Timeout)
+		v.fix = busyFix(rt, t, nil, "", action("restart"))
 		if pool != nil {
-			v.cause = fmt.Sprintf("php-fpm pool %s at %s did not answer a trivial request within %s: all %d children (pm.max_children) are busy or hung", pool.Name, t.address, a.opts.Timeout, pool.MaxChildren)
-			v.fix = fmt.Sprintf("find the slow scripts (request_slowlog_timeout in %s) or raise pm.max_children if memory allows", pool.File)
+			v.cause = fmt.Sprintf("php-fpm pool %s at %s runs (it accepts connections) but did not answer a trivial request within %s: all %d children (pm.max_children) are busy or hung", pool.Name, t.address, a.opts.Timeout, pool.MaxChildren)
+			v.fix = busyFix(rt, t, pool, a.slowlog(pool), action("restart"))
 		}
 	case probeReset:
 		v.status = 502
 		v.kinds = []logs.Kind{logs.PrematureClose, logs.Reset, logs.ReadFailed, logs.ChildCrashed, logs.ChildKilled}
 		v.cause = fmt.Sprintf("%s closed the connection without answering: its worker crashed or was killed", t.address)
-		v.fix = fmt.Sprintf("read %s's own log for the crash", backend)
+		v.fix = fmt.Sprintf("read %s's own log for the crash (signal 11, 'exited on signal 9') and the kernel log for OOM kills", backend)
+		if inst != nil && inst.cfg.ErrorLog != "" {
+			v.fix = fmt.Sprintf("read php-fpm's log %s for the crash ('exited on signal 11' or 'signal 9') and the kernel log for OOM kills", fpmPath(inst.cfg.ErrorLog))
+		}
 	default:
 		v.status = 502
 		v.kinds = []logs.Kind{logs.ReadFailed}
@@ -424,9 +437,77 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		v.cause += fmt.Sprintf(" (%s logged '%s' %s in the last %s)", sourceName(c.Source), c.Latest.Message, times(c.N), window(a.opts.Since))
 	}
 	if v.fix == "" {
-		v.fix = fmt.Sprintf("start the backend of %s", rt.pass)
+		// Every case above sets a fix that fits its cause; this one only
+		// keeps a fix from being empty and presumes nothing.
+		v.fix = fmt.Sprintf("check the backend of %s and read its log", rt.pass)
 	}
 	return v
+}
+
+// onThisHost reports whether a TCP target is on this host (loopback).
+func onThisHost(t target) bool {
+	if t.network == "unix" {
+		return true
+	}
+	host, _, err := net.SplitHostPort(t.address)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// busyFix is the fix for a backend that runs but does not keep up (busy
+// or hung): find what its workers wait for, restart it only if they are
+// all stuck (restart "-": it answers now, no restart), and raise limits
+// only where it fits.
+func busyFix(rt *route, t target, pool *fpm.Pool, slowlog, restart string) string {
+	var steps []string
+	if pool != nil {
+		steps = append(steps, "find what the busy children wait for: "+slowlog)
+	} else {
+		steps = append(steps, fmt.Sprintf("find what the backend at %s waits for (its own log, a slow database or API call, a lock)", t.address))
+	}
+	switch {
+	case restart == "-":
+	case restart == "":
+		steps = append(steps, fmt.Sprintf("if every worker is stuck, restart the service that listens on %s", t.address))
+	case strings.HasPrefix(restart, "systemctl ") || strings.HasPrefix(restart, "service "):
+		steps = append(steps, fmt.Sprintf("if every worker is stuck, `%s` frees them now", restart))
+	default:
+		steps = append(steps, fmt.Sprintf("if every worker is stuck, %s to free them", restart))
+	}
+	timeout := rt.readTimeoutName
+	if timeout == "" {
+		timeout = "the web server's read timeout"
+	}
+	if pool != nil {
+		steps = append(steps, fmt.Sprintf("raise pm.max_children in %s only if memory allows, and %s / request_terminate_timeout only if the work is legitimately long", pool.File, timeout))
+	} else {
+		steps = append(steps, fmt.Sprintf("raise %s only if the work is legitimately long", timeout))
+	}
+	return strings.Join(steps, "; ")
+}
+
+// slowlog tells where to see what a pool's slow requests do: its slow log
+// when request_slowlog_timeout is on, else how to turn it on.
+func (a *Analyzer) slowlog(pool *fpm.Pool) string {
+	if pool == nil {
+		return ""
+	}
+	if pool.RequestSlowlogTimeout > 0 && pool.Slowlog != "" {
+		return fmt.Sprintf("the pool's slow log %s has a stack trace of every request running over %s", fpmPath(pool.Slowlog), secs(pool.RequestSlowlogTimeout))
+	}
+	return fmt.Sprintf("set request_slowlog_timeout = 5s and slowlog = /var/log/php-fpm-%s.slow.log in pool %s (%s) and reload php-fpm: the slow log then has a stack trace of every request running over 5s", pool.Name, pool.Name, pool.File)
+}
+
+// fpmPath resolves a path from an FPM configuration: relative ones are
+// under FPM's prefix.
+func fpmPath(p string) string {
+	if p == "" || filepath.IsAbs(p) || p == "syslog" || strings.HasPrefix(p, "syslog") {
+		return p
+	}
+	return filepath.Join(fpmLogPrefix, p)
 }
 
 func sourceName(s logs.Source) string {
@@ -522,10 +603,21 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 		return fmt.Sprintf("%s logged '%s' %s in the last %s", sourceName(c.Source), c.Latest.Message, times(c.N), window(a.opts.Since))
 	}
 	pass := rt.passArg
+	var pool *fpm.Pool
+	for _, t := range rt.targets {
+		if _, p := a.poolFor(t); p != nil {
+			pool = p
+			break
+		}
+	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.TimedOut, logs.DispatchFailed}); ok && (httpStatus == 504 || c.Kind == logs.TimedOut) {
+		fix := fmt.Sprintf("make the slow page faster (the application's log, a slow database query), or raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))
+		if pool != nil {
+			fix = fmt.Sprintf("find what the slow page waits for: %s; raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", a.slowlog(pool), rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))
+		}
 		return &verdict{status: 504, kinds: []logs.Kind{c.Kind},
 			cause: fmt.Sprintf("%s answers slower than %s's %s (%s): %s", pass, web, rt.readTimeoutName, secs(rt.readTimeout), quote(c)),
-			fix:   fmt.Sprintf("make the slow page faster, or raise %s (keep it under Cloudflare's %s)", rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))}
+			fix:   fix}
 	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.TooBigHeader}); ok {
 		return &verdict{status: 502, kinds: []logs.Kind{c.Kind},
@@ -543,13 +635,14 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.ListenQueueFull, logs.Refused, logs.NoSuchFile, logs.PermissionDenied, logs.ConnectFailed, logs.NoLiveUpstreams}); ok {
 		cause := fmt.Sprintf("%s failed a moment ago though it answers now: %s", pass, quote(c))
-		fix := "see the backend's own log"
+		fix := "it answers now: read the backend's own log for why it failed then (a restart, a crash) and watch whether it recurs"
 		if c.Kind == logs.ListenQueueFull {
 			cause = fmt.Sprintf("%s is saturated (its listen queue overflows under load): %s", pass, quote(c))
+			fix = busyFix(rt, rt.targets[0], nil, "", "-")
 			for _, t := range rt.targets {
 				if _, p := a.poolFor(t); p != nil {
 					cause = fmt.Sprintf("php-fpm pool %s (%s) is saturated: all %d children (pm.max_children) busy, its listen queue overflows: %s", p.Name, t, p.MaxChildren, quote(c))
-					fix = fmt.Sprintf("raise pm.max_children in %s if memory allows, and find the slow scripts (request_slowlog_timeout)", p.File)
+					fix = busyFix(rt, t, p, a.slowlog(p), "-")
 					break
 				}
 			}

@@ -422,3 +422,48 @@ LogLevel warn
 	out := s.analyze(Options{ApacheConfig: conf}, 8081, code)
 	wantFail(t, out, 503, sock, "AH02454")
 }
+
+// TestNginxHTTPBackendHung: a backend that accepts connections and never
+// answers is running — the fix finds what it waits for, it does not start
+// it.
+func TestNginxHTTPBackendHung(t *testing.T) {
+	s := newSite(t)
+	var ln net.Listener
+	if err := s.ns.Do(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(release); ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); <-release }() // reads nothing, answers nothing
+		}
+	}()
+	addr := ln.Addr().String()
+	conf := s.nginxConf(8080, "proxy_pass http://"+addr+";")
+	text, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(text), "try_files $uri $uri/ /index.php?$args;", "proxy_pass http://"+addr+"; proxy_read_timeout 1s;", 1)), 0o644)
+	s.startNginx(conf, 8080)
+	code := s.get(8080)
+	if code != 504 {
+		t.Fatalf("nginx answered %d, want 504", code)
+	}
+	out := s.analyze(Options{NginxConfig: conf}, 8080, code)
+	wantFail(t, out, 504, "the backend at "+addr+" runs", "busy or hung")
+	for _, w := range []string{"find what the backend at " + addr + " waits for", "restart the service that listens on " + addr, "raise proxy_read_timeout only if the work is legitimately long"} {
+		if !strings.Contains(out.Fix, w) {
+			t.Errorf("fix %q lacks %q", out.Fix, w)
+		}
+	}
+	if startVerb.MatchString(out.Fix) {
+		t.Errorf("fix %q starts a running backend", out.Fix)
+	}
+}

@@ -43,7 +43,12 @@ type Pool struct {
 	MaxExecutionTime        time.Duration // php_admin_value / php_value, 0 when unset here
 	PingPath, PingResponse  string
 	StatusPath              string
-	ErrorLog                string // php_admin_value[error_log]: the application's log
+	// Slowlog is where FPM writes a stack trace of each request running
+	// longer than RequestSlowlogTimeout (0: off), as written (relative to
+	// FPM's prefix when not absolute).
+	Slowlog               string
+	RequestSlowlogTimeout time.Duration
+	ErrorLog              string // php_admin_value[error_log]: the application's log
 }
 
 // Network and address of the pool's listen setting ("unix", path) or
@@ -285,6 +290,10 @@ func setPool(p *Pool, k, v string) {
 		p.PingResponse = v
 	case "pm.status_path":
 		p.StatusPath = v
+	case "slowlog":
+		p.Slowlog = v
+	case "request_slowlog_timeout":
+		p.RequestSlowlogTimeout = fpmDuration(v)
 	case "php_admin_value[max_execution_time]", "php_value[max_execution_time]":
 		if n, err := strconv.Atoi(v); err == nil {
 			p.MaxExecutionTime = time.Duration(n) * time.Second

@@ -25,7 +25,8 @@ func TestLoad(t *testing.T) {
 	}
 	want := []*Pool{
 		{Name: "shop", Listen: "127.0.0.1:9001", ListenMode: "0660", ListenBacklog: 64, User: "shop", Group: "shop", PM: "ondemand", MaxChildren: 20,
-			RequestTerminateTimeout: 2 * time.Minute, MaxExecutionTime: 90 * time.Second, PingPath: "/ping", PingResponse: "pong", StatusPath: "/fpm-status", ErrorLog: "/var/log/fpm-shop.log"},
+			RequestTerminateTimeout: 2 * time.Minute, MaxExecutionTime: 90 * time.Second, PingPath: "/ping", PingResponse: "pong", StatusPath: "/fpm-status", ErrorLog: "/var/log/fpm-shop.log",
+			Slowlog: "log/shop.log.slow", RequestSlowlogTimeout: 5 * time.Second},
 		{Name: "www", Listen: "/run/php/php8.2-fpm.sock", ListenOwner: "www-data", ListenGroup: "www-data", ListenMode: "0660", ListenBacklog: 511, User: "www-data", Group: "www-data", PM: "dynamic", MaxChildren: 5},
 	}
 	if d := cmp.Diff(want, c.Pools, cmpopts.IgnoreFields(Pool{}, "File", "Line")); d != "" {

@@ -1,0 +1,134 @@
+package backend
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cfguard/cfguard/verify/backend/fpm"
+)
+
+// startVerb is "start" as a command (not "restart", not "started").
+var startVerb = regexp.MustCompile(`(^|[^a-z])start( |$)`)
+
+// TestProbeVerdictFixFitsCause: for every probe result, the cause names
+// what is wrong and the fix fits it — above all, a backend that runs but
+// hangs is never told to "start".
+func TestProbeVerdictFixFitsCause(t *testing.T) {
+	const sock = "/run/php/php8.2-fpm.sock"
+	web := &webServer{kind: "nginx", unit: "nginx", hasCred: true, workers: cred{name: "www-data", uid: 33, gids: []uint32{33}}}
+	newPool := func() *fpm.Pool {
+		return &fpm.Pool{Name: "www", File: "/etc/php/8.2/fpm/pool.d/www.conf", Listen: sock, MaxChildren: 5}
+	}
+	running := func(p *fpm.Pool) []*fpmInstance {
+		return []*fpmInstance{{cfg: &fpm.Config{File: "/etc/php/8.2/fpm/php-fpm.conf", ErrorLog: "/var/log/php8.2-fpm.log", Pools: []*fpm.Pool{p}}, master: &proc{pid: 4321}, unit: "php8.2-fpm"}}
+	}
+	stopped := func(p *fpm.Pool) []*fpmInstance {
+		f := running(p)
+		f[0].master = nil
+		return f
+	}
+	withSlowlog := newPool()
+	withSlowlog.Slowlog, withSlowlog.RequestSlowlogTimeout = "log/www.log.slow", 3*time.Second
+
+	fcgi := &route{web: web, module: "fastcgi", pass: "fastcgi_pass unix:" + sock + " (/etc/nginx/sites-enabled/default:60)", passArg: "unix:" + sock,
+		targets: []target{{"unix", sock, ""}}, readTimeout: 60 * time.Second, readTimeoutName: "fastcgi_read_timeout"}
+	proxyTo := func(network, addr string) *route {
+		return &route{web: web, module: "proxy", pass: "proxy_pass http://" + addr + " (/etc/nginx/sites-enabled/app:12)", passArg: "http://" + addr,
+			targets: []target{{network, addr, "http"}}, readTimeout: 60 * time.Second, readTimeoutName: "proxy_read_timeout"}
+	}
+	local, remote, gunicorn := proxyTo("tcp", "127.0.0.1:3000"), proxyTo("tcp", "192.0.2.10:3000"), proxyTo("unix", "/run/app/gunicorn.sock")
+
+	tests := []struct {
+		name     string
+		rt       *route
+		fpms     []*fpmInstance
+		kind     probeKind
+		status   int
+		cause    []string // fragments
+		fix      []string // fragments
+		notInFix []string
+	}{
+		{"php-fpm hung", fcgi, running(newPool()), probeNoAnswer, 504,
+			[]string{"php-fpm pool www", "runs (it accepts connections)", "all 5 children", "busy or hung"},
+			[]string{"set request_slowlog_timeout = 5s and slowlog = /var/log/php-fpm-www.slow.log in pool www (/etc/php/8.2/fpm/pool.d/www.conf)", "`systemctl restart php8.2-fpm` frees them", "raise pm.max_children", "only if the work is legitimately long"},
+			[]string{"start the backend"}},
+		{"php-fpm hung, slow log on", fcgi, running(withSlowlog), probeNoAnswer, 504,
+			[]string{"busy or hung"},
+			[]string{"the pool's slow log /var/log/www.log.slow has a stack trace of every request running over 3s"},
+			[]string{"set request_slowlog_timeout"}},
+		{"HTTP backend hung", local, nil, probeNoAnswer, 504,
+			[]string{"the backend at 127.0.0.1:3000 runs", "did not answer a trivial request within 2s", "busy or hung"},
+			[]string{"find what the backend at 127.0.0.1:3000 waits for", "restart the service that listens on 127.0.0.1:3000", "raise proxy_read_timeout only if the work is legitimately long"},
+			[]string{"start the backend"}},
+		{"local backend's accept queue full", local, nil, probeConnTimeout, 504,
+			[]string{"although it is on this host", "listen queue is full"},
+			[]string{"waits for"}, []string{"firewall"}},
+		{"php-fpm socket, connect timed out", fcgi, running(newPool()), probeConnTimeout, 504,
+			[]string{"listen queue is full"},
+			[]string{"request_slowlog_timeout", "systemctl restart php8.2-fpm"}, nil},
+		{"remote backend does not answer the SYN", remote, nil, probeConnTimeout, 504,
+			[]string{"192.0.2.10:3000 does not answer connection attempts within 2s"},
+			[]string{"is up", "firewall"}, nil},
+		{"gunicorn socket queue full", gunicorn, nil, probeQueueFull, 502,
+			[]string{"the backend at /run/app/gunicorn.sock is saturated", "EAGAIN"},
+			[]string{"waits for", "restart the service that listens on /run/app/gunicorn.sock"}, []string{"start the backend"}},
+		{"php-fpm queue full", fcgi, running(newPool()), probeQueueFull, 502,
+			[]string{"php-fpm pool www is saturated", "pm.max_children = 5"},
+			[]string{"request_slowlog_timeout", "systemctl restart php8.2-fpm", "raise pm.max_children"}, nil},
+		{"php-fpm stopped", fcgi, stopped(newPool()), probeNoSocket, 502,
+			[]string{"php-fpm is not running", sock, "does not exist"},
+			[]string{"systemctl start php8.2-fpm"}, nil},
+		{"socket removed under a running php-fpm", fcgi, running(newPool()), probeNoSocket, 502,
+			[]string{"php-fpm (pid 4321) runs pool www", "the socket file was removed"},
+			[]string{"systemctl restart php8.2-fpm"}, nil},
+		{"stale socket", fcgi, stopped(newPool()), probeStale, 502,
+			[]string{"php-fpm is not running", "connection refused"},
+			[]string{"systemctl restart php8.2-fpm"}, nil},
+		{"HTTP backend down", local, nil, probeRefused, 502,
+			[]string{"the backend is not running", "connection refused"},
+			[]string{"start the service that should listen on 127.0.0.1:3000"}, nil},
+		{"socket permissions", fcgi, running(newPool()), probeDenied, 502,
+			[]string{"may not connect to " + sock},
+			[]string{"listen.owner = www-data", "systemctl restart php8.2-fpm"}, nil},
+		{"php-fpm worker crashed", fcgi, running(newPool()), probeReset, 502,
+			[]string{"closed the connection without answering"},
+			[]string{"/var/log/php8.2-fpm.log", "OOM"}, []string{"start"}},
+		{"not FastCGI", fcgi, running(newPool()), probeBadAnswer, 502,
+			[]string{"does not answer as fastcgi expects"},
+			[]string{"check that fastcgi_pass unix:" + sock}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Analyzer{opts: Options{Timeout: 2 * time.Second, Since: DefaultSince, CloudflareReadTimeout: DefaultCloudflareReadTimeout},
+				now: time.Now(), fpms: tt.fpms, systemd: true, probes: map[string]*probeOnce{}}
+			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind, detail: "the socket is root:root 0660"})
+			if diff := cmp.Diff(tt.status, v.status); diff != "" {
+				t.Errorf("status (-want +got)\n%s", diff)
+			}
+			for _, w := range tt.cause {
+				if !strings.Contains(v.cause, w) {
+					t.Errorf("cause %q lacks %q", v.cause, w)
+				}
+			}
+			for _, w := range tt.fix {
+				if !strings.Contains(v.fix, w) {
+					t.Errorf("fix %q lacks %q", v.fix, w)
+				}
+			}
+			for _, w := range tt.notInFix {
+				if strings.Contains(v.fix, w) {
+					t.Errorf("fix %q says %q", v.fix, w)
+				}
+			}
+			// A fix may say "start" only when the cause says it is not running.
+			if startVerb.MatchString(v.fix) && !strings.Contains(v.cause, "not running") {
+				t.Errorf("fix %q starts a backend whose cause %q does not say it is stopped", v.fix, v.cause)
+			}
+			t.Logf("cause: %s\nfix: %s", v.cause, v.fix)
+		})
+	}
+}
