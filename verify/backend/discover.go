@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cfguard/cfguard/verify/backend/apacheconf"
 	"github.com/cfguard/cfguard/verify/backend/fpm"
@@ -91,6 +94,29 @@ func (o *Options) defaults() {
 // permission or of a web server is reported once as an info finding; the
 // error is only for a broken override (a config file that cannot be read).
 func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, error) {
+	return discover(ctx, opts, realSystem)
+}
+
+// system is what discovery reads besides procfs (Options.ProcRoot) and the
+// configuration and log files it finds: the kernel log, Debian's FPM
+// configurations, `nginx -T` and the file systems. Tests replace it.
+type system struct {
+	readKernel  func(ctx context.Context, since time.Time) ([]logs.Entry, string, error)
+	fpmConfGlob string
+	nginxDump   func(ctx context.Context, bin string, args ...string) ([]byte, error)
+	statfs      statfsFunc
+}
+
+var realSystem = system{
+	readKernel:  logs.ReadKernel,
+	fpmConfGlob: debianFPMConfs,
+	nginxDump: func(ctx context.Context, bin string, args ...string) ([]byte, error) {
+		return exec.CommandContext(ctx, bin, args...).Output()
+	},
+	statfs: unix.Statfs,
+}
+
+func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []report.Finding, error) {
 	opts.defaults()
 	a := &Analyzer{opts: opts, now: time.Now(), probes: map[string]*probeOnce{}}
 	var findings []report.Finding
@@ -112,7 +138,7 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 				master = p
 			}
 		}
-		w, err := loadNginx(ctx, opts.NginxConfig, master, ps)
+		w, err := loadNginx(ctx, sys, opts.ProcRoot, opts.NginxConfig, master, ps)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the nginx configuration %s: %w", opts.NginxConfig, err)
 		}
@@ -125,7 +151,7 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 				continue
 			}
 			seen[conf] = true
-			w, err := loadNginx(ctx, conf, p, ps)
+			w, err := loadNginx(ctx, sys, opts.ProcRoot, conf, p, ps)
 			if err != nil {
 				findings = append(findings, report.Finding{Severity: report.SeverityWarning,
 					Message: fmt.Sprintf("nginx (pid %d) runs with %s, which cannot be read: %v", p.pid, conf, err)})
@@ -192,7 +218,7 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 		}
 		a.fpms = append(a.fpms, &fpmInstance{cfg: cfg, master: p, unit: unit})
 	}
-	confs, _ := filepath.Glob(debianFPMConfs)
+	confs, _ := filepath.Glob(sys.fpmConfGlob)
 	sort.Strings(confs)
 	for _, conf := range append(confs, opts.FPMConfigs...) {
 		if seenFPM[conf] {
@@ -245,7 +271,7 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 			readLog(logs.FPM, p)
 		}
 	}
-	kern, _, err := logs.ReadKernel(ctx, since)
+	kern, _, err := sys.readKernel(ctx, since)
 	if err != nil {
 		unreadable = append(unreadable, "the kernel log")
 	}
@@ -257,7 +283,7 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 	findings = append(findings, a.oomFindings()...)
 	for _, w := range a.webs {
 		if w.nginx != nil {
-			findings = append(findings, diskFindings("nginx", w.nginx.TempPaths())...)
+			findings = append(findings, diskFindings("nginx", w.nginx.TempPaths(), sys.statfs)...)
 		}
 	}
 	if len(unreadable) > 0 {
@@ -294,7 +320,7 @@ func nginxConfOf(p *proc) string {
 	return conf
 }
 
-func loadNginx(ctx context.Context, conf string, master *proc, ps []*proc) (*webServer, error) {
+func loadNginx(ctx context.Context, sys system, procRoot, conf string, master *proc, ps []*proc) (*webServer, error) {
 	if _, err := os.Stat(conf); err != nil {
 		return nil, err
 	}
@@ -302,7 +328,7 @@ func loadNginx(ctx context.Context, conf string, master *proc, ps []*proc) (*web
 	bin := "nginx"
 	var extra []string
 	if master != nil {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", master.pid)); err == nil {
+		if exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(master.pid), "exe")); err == nil {
 			bin = exe
 		}
 		if p := argValue(strings.Fields(master.title()), "-p"); p != "" {
@@ -312,7 +338,7 @@ func loadNginx(ctx context.Context, conf string, master *proc, ps []*proc) (*web
 	}
 	dctx, cancel := context.WithTimeout(ctx, NginxDumpTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(dctx, bin, append([]string{"-T", "-q", "-c", conf}, extra...)...).Output()
+	out, err := sys.nginxDump(dctx, bin, append([]string{"-T", "-q", "-c", conf}, extra...)...)
 	var cfg *nginxconf.Config
 	if err == nil {
 		cfg, err = nginxconf.ParseDump(string(out))
