@@ -194,7 +194,6 @@ func probeFastCGI(ctx context.Context, dial func() (net.Conn, probeResult), ping
 	if r.kind != probeOK {
 		return r
 	}
-	defer conn.Close()
 	script := pingPath
 	if script == "" {
 		var b [6]byte
@@ -209,6 +208,11 @@ func probeFastCGI(ctx context.Context, dial func() (net.Conn, probeResult), ping
 	start := time.Now()
 	resp, err := fastcgi.Do(pctx, conn, fastcgi.Params(script, root, host))
 	took := time.Since(start)
+	// Close before asking for the status page: after answering, a PHP-FPM
+	// child reads until the client closes (fcgi_close drains the socket),
+	// so an open connection keeps it busy — in a one-child pool the status
+	// request would wait for the probe's own timeout.
+	conn.Close()
 	if err != nil {
 		r := classifyIO(err)
 		if resp == nil && r.kind == probeError {

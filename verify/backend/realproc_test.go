@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/cfguard/cfguard/internal/nstest"
+	"github.com/cfguard/cfguard/verify/backend/fastcgi"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -465,5 +468,84 @@ func TestNginxHTTPBackendHung(t *testing.T) {
 	}
 	if startVerb.MatchString(out.Fix) {
 		t.Errorf("fix %q starts a running backend", out.Fix)
+	}
+}
+
+// TestNginxFPMStatusPage: a pool with pm.status_path, driven to
+// pm.max_children by concurrent requests through nginx. Its status page is
+// read over FastCGI (listen queue, max children reached), and the pool's
+// saturation shows as a warning from the status page even with the FPM log
+// emptied.
+func TestNginxFPMStatusPage(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	s.write("www/index.php", "<?php usleep(1200000); echo 'slow';\n")
+	s.startFPM(s.fpmConf(sock, "pm.max_children = 1", "pm.max_spare_servers = 1", "pm.status_path = /status"), sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock, "fastcgi_read_timeout 30s;")), 8080)
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i] = s.get(8080) }()
+	}
+	wg.Wait()
+	t.Logf("concurrent answers: %v", codes)
+
+	// The raw page, as php-fpm 8.2 writes it, and what the probe reads of it.
+	dial := func() (net.Conn, probeResult) { return dialUnix(context.Background(), sock, startWait) }
+	conn, _ := dial()
+	if conn == nil {
+		t.Fatalf("cannot connect to %s", sock)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startWait)
+	defer cancel()
+	raw, err := fastcgi.Do(ctx, conn, fastcgi.Params("/status", "/nonexistent", testHost))
+	conn.Close()
+	if err != nil || raw.Status != http.StatusOK {
+		t.Fatalf("status page: %v %+v", err, raw)
+	}
+	body := string(raw.Body)
+	t.Logf("status page:\n%s", body)
+	field := func(name string) int {
+		for _, line := range strings.Split(body, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == name {
+				var n int
+				fmt.Sscan(strings.TrimSpace(v), &n)
+				return n
+			}
+		}
+		t.Fatalf("the status page has no %q line", name)
+		return 0
+	}
+	want := fpmStatus{listenQueue: field("listen queue"), maxListenQueue: field("max listen queue"), maxChildrenReached: field("max children reached"),
+		active: field("active processes"), total: field("total processes"), slow: field("slow requests")}
+	if want.maxChildrenReached < 1 {
+		t.Fatalf("max children reached = %d after %d concurrent requests on one child", want.maxChildrenReached, len(codes))
+	}
+	res := probeFastCGI(context.Background(), dial, "/ping", "pong", "/status", "", testHost, startWait)
+	if res.fpm == nil {
+		t.Fatalf("the probe did not read the status page: %+v", res)
+	}
+	if diff := cmp.Diff(want, *res.fpm, cmp.AllowUnexported(fpmStatus{})); diff != "" {
+		t.Errorf("status page (-raw +probe)\n%s", diff)
+	}
+
+	// Without the log, the warning comes from the status page.
+	if err := os.Truncate(s.path("fpm.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	out := s.analyze(Options{NginxConfig: s.path("nginx.conf")}, 8080, 200)
+	if out.Fail {
+		t.Errorf("a pool that answers failed the path: %+v", out)
+	}
+	var got []string
+	for _, w := range out.Warnings {
+		if strings.Contains(w, "pm.max_children") {
+			got = append(got, w)
+		}
+	}
+	wantWarn := fmt.Sprintf("unix:%s: the pool has reached pm.max_children %s since it started (status page)", sock, times(res.fpm.maxChildrenReached))
+	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), wantWarn) {
+		t.Errorf("warnings %q lack %q", out.Warnings, wantWarn)
 	}
 }
