@@ -397,6 +397,8 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		return unknownf("snat in chain %s is not modelled", c.name)
 	case *expr.Redir:
 		return unknownf("redirect in chain %s: the destination changes, which is not modelled", c.name)
+	case *xtExpr:
+		return evalXT(p, e)
 	case *expr.Match:
 		return unknownf("iptables-nft compat match %q (xt_%s) is not modelled", e.Name, e.Name)
 	case *expr.Target:
@@ -442,6 +444,8 @@ func hasEffect(e expr.Any) bool {
 	case *expr.Counter, *expr.Log, *expr.Cmp, *expr.Range, *expr.Bitwise, *expr.Limit,
 		*expr.Quota, *expr.Connlimit, *expr.Fib, *expr.Numgen, *expr.Hash, *expr.Match:
 		return false
+	case *xtExpr:
+		return e.target && e.act != xtContinue
 	case *expr.Meta:
 		return e.SourceRegister
 	case *expr.Ct:
@@ -736,4 +740,28 @@ func dynsetOp(op uint32) string {
 
 func exprName(e expr.Any) string {
 	return strings.ToLower(strings.TrimPrefix(fmt.Sprintf("%T", e), "*expr."))
+}
+
+// evalXT runs an iptables-nft compat match or target.
+func evalXT(p *packet, e *xtExpr) (step, outcome) {
+	if e.target {
+		switch e.act {
+		case xtContinue:
+			return stContinue, outcome{}
+		case xtReject:
+			return stVerdict, outcome{kind: outReject}
+		}
+		return unknownf("%s", e.why)
+	}
+	if e.match == nil {
+		return unknownf("%s", e.why)
+	}
+	res, why := e.match(p)
+	switch res {
+	case triYes:
+		return stContinue, outcome{}
+	case triNo:
+		return stBreak, outcome{}
+	}
+	return unknownf("iptables-nft compat match %q: %s", e.name, why)
 }

@@ -36,7 +36,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 		return nil, err
 	}
 	var (
-		names  map[ruleKey][]string
+		names  map[ruleKey][]kexpr
 		legacy []string
 	)
 	err := inNetns(netnsFd, func() error {
@@ -134,7 +134,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 			}
 			for _, r := range rules {
 				ru := &rule{handle: r.Handle}
-				ru.exprs, ru.bad = mergeExprs(r.Exprs, names[ruleKey{tb.family, tb.name, cn.name, r.Handle}])
+				ru.exprs, ru.bad = mergeExprs(tb.family, r.Exprs, names[ruleKey{tb.family, tb.name, cn.name, r.Handle}])
 				ru.text = renderRule(tb, ru.exprs)
 				cn.rules = append(cn.rules, ru)
 			}
@@ -175,23 +175,49 @@ var decodedByLibrary = map[string]bool{
 	"notrack": true,
 }
 
+// kexpr is one expression of the raw dump: the kernel's name and, for a
+// compat match or target, its name, revision and info bytes.
+type kexpr struct {
+	name string
+	xt   *xtRaw
+}
+
 // mergeExprs puts an Unknown in every place where the kernel has an
-// expression the library left out. names are the kernel's names, in order.
-func mergeExprs(decoded []expr.Any, names []string) ([]expr.Any, string) {
+// expression the library left out, and replaces each compat match / target
+// with an xtExpr decoded from the raw info. names are the kernel's
+// expressions, in order.
+func mergeExprs(fam nftables.TableFamily, decoded []expr.Any, names []kexpr) ([]expr.Any, string) {
 	if names == nil {
 		return decoded, "the rule was not in the raw dump (changed while reading)"
 	}
 	var out []expr.Any
 	i := 0
 	for _, n := range names {
-		if !decodedByLibrary[n] {
-			out = append(out, &unknownExpr{name: n})
+		if !decodedByLibrary[n.name] {
+			out = append(out, &unknownExpr{name: n.name})
 			continue
 		}
 		if i >= len(decoded) {
 			return decoded, "the rule changed while reading"
 		}
-		out = append(out, decoded[i])
+		e := decoded[i]
+		switch d := e.(type) {
+		case *expr.Match:
+			if n.xt == nil || n.xt.name != d.Name || n.xt.rev != d.Rev {
+				return decoded, "the rule changed while reading"
+			}
+			x := decodeXT(fam, false, d.Name, d.Rev, n.xt.info)
+			x.Any = d
+			e = x
+		case *expr.Target:
+			if n.xt == nil || n.xt.name != d.Name || n.xt.rev != d.Rev {
+				return decoded, "the rule changed while reading"
+			}
+			x := decodeXT(fam, true, d.Name, d.Rev, n.xt.info)
+			x.Any = d
+			e = x
+		}
+		out = append(out, e)
 		i++
 	}
 	if i != len(decoded) {
@@ -251,7 +277,7 @@ func legacyTables() []string {
 
 // dumpExprNames dumps every rule of the namespace over a raw netlink
 // socket and returns the kernel's name of each of its expressions.
-func dumpExprNames(ctx context.Context) (map[ruleKey][]string, error) {
+func dumpExprNames(ctx context.Context) (map[ruleKey][]kexpr, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
@@ -279,7 +305,7 @@ func dumpExprNames(ctx context.Context) (map[ruleKey][]string, error) {
 	}
 }
 
-func dumpOnce(fd int, seq uint32) (map[ruleKey][]string, bool, error) {
+func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, bool, error) {
 	req := make([]byte, unix.NLMSG_HDRLEN+4)
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE))
@@ -290,7 +316,7 @@ func dumpOnce(fd int, seq uint32) (map[ruleKey][]string, bool, error) {
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, false, fmt.Errorf("netlink send: %w", err)
 	}
-	names := map[ruleKey][]string{}
+	names := map[ruleKey][]kexpr{}
 	interrupted := false
 	buf := make([]byte, 1<<16)
 	for {
@@ -359,9 +385,9 @@ func cstring(b []byte) string {
 	return string(b)
 }
 
-func parseRuleMsg(b []byte) (ruleKey, []string) {
+func parseRuleMsg(b []byte) (ruleKey, []kexpr) {
 	var k ruleKey
-	exprs := []string{}
+	exprs := []kexpr{}
 	for _, a := range attrs(b) {
 		switch attrType(a) {
 		case unix.NFTA_RULE_TABLE:
@@ -377,13 +403,20 @@ func parseRuleMsg(b []byte) (ruleKey, []string) {
 				if attrType(el) != unix.NFTA_LIST_ELEM {
 					continue
 				}
-				name := "?"
+				ke := kexpr{name: "?"}
+				var data []byte
 				for _, f := range attrs(el[1]) {
-					if attrType(f) == unix.NFTA_EXPR_NAME {
-						name = cstring(f[1])
+					switch attrType(f) {
+					case unix.NFTA_EXPR_NAME:
+						ke.name = cstring(f[1])
+					case unix.NFTA_EXPR_DATA:
+						data = f[1]
 					}
 				}
-				exprs = append(exprs, name)
+				if ke.name == "match" || ke.name == "target" {
+					ke.xt = parseXT(data)
+				}
+				exprs = append(exprs, ke)
 			}
 		}
 	}

@@ -44,11 +44,14 @@ const (
 // l4proto before `tcp dport`) are left out, as `nft list` leaves them out.
 func renderRule(t *table, exprs []expr.Any) string {
 	var (
-		out  []string
-		reg  = map[uint32]field{}
-		l4   = ""
-		v6   = t.family == nftables.TableFamilyIPv6
-		skip = func(i int, base expr.PayloadBase) bool {
+		out []string
+		reg = map[uint32]field{}
+		l4  = ""
+		// l4proto is the protocol of `meta l4proto X` (iptables' -p), for
+		// compat matches on ports.
+		l4proto = ""
+		v6      = t.family == nftables.TableFamilyIPv6
+		skip    = func(i int, base expr.PayloadBase) bool {
 			if i+1 >= len(exprs) {
 				return false
 			}
@@ -115,6 +118,9 @@ func renderRule(t *table, exprs []expr.Any) string {
 			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && skip(i, expr.PayloadBaseNetworkHeader) {
 				continue
 			}
+			if f.name == "meta l4proto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 {
+				l4proto = protoName(e.Data[0])
+			}
 			if f.name == "meta l4proto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && later(i, expr.PayloadBaseTransportHeader) {
 				l4 = protoName(e.Data[0])
 				continue
@@ -169,6 +175,8 @@ func renderRule(t *table, exprs []expr.Any) string {
 			out = append(out, "redirect")
 		case *expr.Masq:
 			out = append(out, "masquerade")
+		case *xtExpr:
+			out = append(out, e.text(l4proto))
 		case *expr.Match:
 			out = append(out, fmt.Sprintf("xt match %q", e.Name))
 		case *expr.Target:
