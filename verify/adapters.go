@@ -65,12 +65,12 @@ func (probes) Route(ctx context.Context, src netip.Addr, cf []netip.Prefix) repo
 func (probes) Listener(ctx context.Context, t probe.Target) report.Outcome {
 	return probe.Listener(ctx, t)
 }
-func (probes) TLS(ctx context.Context, t probe.Target) probe.TLSResult { return probe.TLS(ctx, t) }
+func (probes) TLS(ctx context.Context, t probe.Target) probe.TLSResult { return probe.TLSKeep(ctx, t) }
 func (probes) Certificate(t probe.Target, cs *tls.ConnectionState, now time.Time) report.Outcome {
 	return probe.Certificate(t, cs, now)
 }
-func (probes) HTTP(ctx context.Context, t probe.Target, timeout time.Duration) report.Outcome {
-	return probe.HTTP(ctx, t, timeout)
+func (probes) HTTP(ctx context.Context, t probe.Target, conn *tls.Conn, timeout time.Duration) report.Outcome {
+	return probe.HTTPOn(ctx, t, conn, timeout)
 }
 
 // thisHost reads this machine's interfaces and processes.

@@ -28,9 +28,13 @@ type prober interface {
 	Elsewhere(ctx context.Context, t probe.Target, timeout time.Duration) report.Outcome
 	Route(ctx context.Context, src netip.Addr, cloudflare []netip.Prefix) report.Outcome
 	Listener(ctx context.Context, t probe.Target) report.Outcome
+	// TLS may hand over the handshaken connection (TLSResult.Conn); the
+	// caller passes it to HTTP or closes it.
 	TLS(ctx context.Context, t probe.Target) probe.TLSResult
 	Certificate(t probe.Target, cs *tls.ConnectionState, now time.Time) report.Outcome
-	HTTP(ctx context.Context, t probe.Target, timeout time.Duration) report.Outcome
+	// HTTP sends GET / over conn when it is not nil (and closes it), else
+	// over a connection of its own.
+	HTTP(ctx context.Context, t probe.Target, conn *tls.Conn, timeout time.Duration) report.Outcome
 }
 
 // firewall simulates the live ruleset for a SYN from every Cloudflare

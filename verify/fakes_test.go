@@ -145,7 +145,7 @@ func (f *fakeProbe) Certificate(t probe.Target, cs *tls.ConnectionState, _ time.
 	}
 	return f.get(report.StageCertificate, t.Hostname+" "+hp(t), report.Outcome{Cause: "valid"})
 }
-func (f *fakeProbe) HTTP(_ context.Context, t probe.Target, _ time.Duration) report.Outcome {
+func (f *fakeProbe) HTTP(_ context.Context, t probe.Target, _ *tls.Conn, _ time.Duration) report.Outcome {
 	f.slow()
 	return f.get(report.StageHTTP, t.Hostname+" "+hp(t), report.Outcome{Status: 200, Cause: "GET / answered 200"})
 }

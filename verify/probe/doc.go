@@ -20,6 +20,9 @@
 //     plus Cloudflare's Origin CA RSA and ECC roots, embedded from
 //     origin_ca_roots.pem; CertificateWith(…, CertOptions{Roots}) replaces
 //     the system roots in tests.
+//   - TLSKeep hands the handshaken connection to HTTPOn, which sends GET /
+//     over it as Cloudflare does over the connection it has just made: one
+//     handshake per https path (TLS and HTTP alone still dial their own).
 //   - HTTP speaks HTTP/1.1 only, never uses a proxy from the environment,
 //     and claims the visitor ProbeVisitorIP (a documentation address).
 //

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -45,6 +46,17 @@ const firstBytes = 256
 // redirect loop: not a failure (no 5xx) but a warning. Otherwise Status is
 // the origin's own status.
 func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
+	return HTTPOn(ctx, t, nil, timeout)
+}
+
+// HTTPOn is HTTP over conn, a connection TLSKeep handshook for the same
+// target (nil: HTTP dials its own). HTTPOn closes conn.
+func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration) report.Outcome {
+	var given atomic.Pointer[tls.Conn]
+	if conn != nil {
+		given.Store(conn)
+		defer conn.Close() // no-op once the transport has closed it
+	}
 	if timeout <= 0 {
 		timeout = HTTPTimeout
 	}
@@ -78,6 +90,9 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 			return rec.wrap(c), nil
 		},
 		DialTLSContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+			if tc := given.Swap(nil); tc != nil {
+				return rec.wrap(tc), nil
+			}
 			c, err := dial(ctx, n, a)
 			if err != nil {
 				return nil, err

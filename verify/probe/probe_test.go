@@ -5,8 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -346,5 +352,37 @@ func TestUnusable(t *testing.T) {
 			}
 			has(t, o, "", "", tt.warn)
 		})
+	}
+}
+
+// TestHTTPReusesTheTLSConnection: TLSKeep's connection carries the http
+// stage's GET /, so an https path costs one connection and one handshake.
+func TestHTTPReusesTheTLSConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the last, closed handshake
+	srv.StartTLS()
+	defer srv.Close()
+	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	tg := Target{Hostname: "www.example.com", Addr: ap.Addr(), Port: int(ap.Port()), Scheme: "https", SSLMode: ModeFull}
+
+	r := TLSKeep(context.Background(), tg)
+	if r.Outcome.Fail || r.Conn == nil {
+		t.Fatalf("TLSKeep: %+v", r)
+	}
+	o := HTTPOn(context.Background(), tg, r.Conn, time.Second)
+	if diff := cmp.Diff(verdict{Stage: report.StageHTTP, Status: 200}, verdictOf(o)); diff != "" {
+		t.Errorf("(-want +got)\n%s\ncause: %s", diff, o.Cause)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the origin saw %d connections for one path, want 1", n)
+	}
+	if TLS(context.Background(), tg).Conn != nil {
+		t.Errorf("TLS (not TLSKeep) handed over a connection")
 	}
 }

@@ -67,6 +67,10 @@ type TLSResult struct {
 	// ClientCertRequested is true when the origin asked for a client
 	// certificate (Authenticated Origin Pulls).
 	ClientCertRequested bool
+	// Conn is the handshaken connection, set by TLSKeep only when the
+	// handshake succeeded and no client certificate was asked for. The
+	// caller owns it: pass it to HTTPOn, or Close it.
+	Conn *tls.Conn
 }
 
 // TLS makes the handshake Cloudflare would make to the target (stage tls):
@@ -76,6 +80,17 @@ type TLSResult struct {
 // the connection closed, or no answer within TLSTimeout. A refused connect
 // is 521 as in Listener. On success State holds the peer's certificates.
 func TLS(ctx context.Context, t Target) TLSResult {
+	return tlsProbe(ctx, t, false)
+}
+
+// TLSKeep is TLS, keeping the connection open for the http stage
+// (TLSResult.Conn), as Cloudflare sends its request over the connection
+// it has just made: one handshake per path instead of two.
+func TLSKeep(ctx context.Context, t Target) TLSResult {
+	return tlsProbe(ctx, t, true)
+}
+
+func tlsProbe(ctx context.Context, t Target, keep bool) TLSResult {
 	o := report.Outcome{Stage: report.StageTLS}
 	if err := t.check(); err != nil {
 		return TLSResult{Outcome: unusable(o.Stage, t, err)}
@@ -94,7 +109,12 @@ func TLS(ctx context.Context, t Target) TLSResult {
 		}
 		return TLSResult{Outcome: connectFailure(o, t, err, time.Since(start))}
 	}
-	defer raw.Close()
+	kept := false
+	defer func() {
+		if !kept {
+			raw.Close()
+		}
+	}()
 
 	var requested atomic.Bool
 	conn, evidence, err := handshake(ctx, raw, t.Hostname, &requested)
@@ -128,6 +148,11 @@ func TLS(ctx context.Context, t Target) TLSResult {
 		o.Warnings = append(o.Warnings, fmt.Sprintf("%s asks for a client certificate (Authenticated Origin Pulls): Cloudflare presents one only when the zone's tls_client_auth setting is on", t.hostPort()))
 	}
 	res.Outcome = o
+	if keep && !requested.Load() {
+		// Not after a client-certificate request: its grace read may
+		// have left the connection unusable.
+		res.Conn, kept = conn, true
+	}
 	return res
 }
 
