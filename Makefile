@@ -28,6 +28,8 @@ demo: build
 	./scripts/demo.sh
 
 bench: build
+	mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench-results/go.txt
 	./scripts/bench.sh
 
 install: build
