@@ -394,3 +394,26 @@ func TestUsageErrors(t *testing.T) {
 		t.Error("a usage error created the table")
 	}
 }
+
+func TestRangesSaysWhereTheListCameFrom(t *testing.T) {
+	s := newSite(t)
+	out, errOut, code := s.cfguard("ranges", "--offline")
+	if code != 0 || !strings.Contains(errOut, "built-in list") || len(strings.Fields(out)) != 22 {
+		t.Errorf("ranges with no cache, offline: exit %d, %d ranges, stderr %q", code, len(strings.Fields(out)), errOut)
+	}
+	out, errOut, _ = s.cfguard("ranges")
+	if want := "198.51.100.0/24\n203.0.113.0/24\n2001:db8:cf::/48\n2001:db8:cf1::/48\n"; out != want || !strings.Contains(errOut, "fresh from") {
+		t.Errorf("ranges fresh: %q (stderr %q), want %q", out, errOut, want)
+	}
+	s.must("sync")
+	s.api.SetIPsFault(cfapitest.Fault500)
+	out, errOut, _ = s.cfguard("ranges", "--format", "nft")
+	if !strings.Contains(out, "define CLOUDFLARE_IPV4 = { 198.51.100.0/24, 203.0.113.0/24 }") || !strings.Contains(errOut, "could not fetch") || !strings.Contains(errOut, "cached by the sync") {
+		t.Errorf("ranges with the API failing: %q, stderr %q", out, errOut)
+	}
+	out, _, _ = s.cfguard("ranges", "--offline", "--format", "json")
+	var l cfranges.List
+	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.IPv4) != 2 || l.Source != cfranges.SourceCache {
+		t.Errorf("ranges --format json: %v, %+v", err, l)
+	}
+}
