@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cfguard/cfguard/internal/cfapitest"
+	"github.com/cfguard/cfguard/internal/nstest"
+	"github.com/cfguard/cfguard/verify/report"
+)
+
+// verifySite is an origin namespace with an HTTP origin on port 80 (IPv4 and IPv6), a
+// default route through a peer namespace, and the stand-in API holding the
+// zone example.com (SSL flexible) with two proxied records on the origin.
+type verifySite struct {
+	t      *testing.T
+	origin *nstest.NS
+	api    *cfapitest.Server
+	state  string
+}
+
+func newVerifySite(t *testing.T) *verifySite {
+	nstest.RequireRoot(t, "nft")
+	v := &verifySite{t: t, origin: nstest.New(t), state: t.TempDir()}
+	peer := nstest.New(t)
+	nstest.Link(t, v.origin, peer, []string{"192.0.2.1/24", "2001:db8:1::1/64"}, []string{"192.0.2.2/24", "2001:db8:1::2/64"})
+	v.origin.Run("ip", "route", "add", "default", "via", "192.0.2.2")
+	v.origin.Run("ip", "-6", "route", "add", "default", "via", "2001:db8:1::2")
+
+	var web, apiLn net.Listener
+	if err := v.origin.Do(func() (err error) {
+		if web, err = net.Listen("tcp", ":80"); err != nil { // IPv4 and IPv6
+			return err
+		}
+		apiLn, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello\n")) })}
+	go srv.Serve(web)
+	t.Cleanup(func() { srv.Close() })
+
+	v.api = cfapitest.NewOn(t, apiLn)
+	zone := v.api.AddZone("example.com", map[string]any{"ssl": "flexible"})
+	v.api.AddRecord(zone, "A", "www.example.com", "192.0.2.1", true)
+	v.api.AddRecord(zone, "A", "api.example.com", "192.0.2.1", true)
+	v.api.AddRecord(zone, "A", "direct.example.com", "192.0.2.1", false) // DNS only: not a Cloudflare path
+	return v
+}
+
+func (v *verifySite) verify(token string, args ...string) (stdout, stderr string, code int) {
+	v.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	full := append([]string{"--state-dir", v.state, "--api-url", v.api.URL, "verify"}, args...)
+	cmd := v.origin.Command(ctx, cfguardBin, full...)
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+token, "NO_COLOR=1")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		v.t.Fatal(err)
+	}
+	if token != "" && strings.Contains(out.String()+errb.String(), token) {
+		v.t.Errorf("verify printed the API token")
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestVerifyCommand(t *testing.T) {
+	v := newVerifySite(t)
+
+	// A healthy zone: every proxied path passes, exit 0, no false alarm.
+	out, errOut, code := v.verify(cfapitest.DefaultToken, "--json", "--timeout", "3s")
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("verify --json: %v\n%s\nstderr: %s", err, out, errOut)
+	}
+	if code != 0 || rep.Summary.Paths != 2 || rep.Summary.Failing != 0 {
+		t.Fatalf("healthy zone: exit %d, summary %+v\n%s", code, rep.Summary, out)
+	}
+	for _, p := range rep.Paths {
+		if !p.OK || p.Status != 200 || p.Port != 80 || p.Scheme != "http" || p.OriginIP != "192.0.2.1" {
+			t.Errorf("healthy path: %+v", p)
+		}
+	}
+
+	// The text rendering says the same in words.
+	out, _, code = v.verify(cfapitest.DefaultToken, "--timeout", "3s")
+	if code != 0 || !strings.Contains(out, "all 2 paths pass") || !strings.Contains(out, "www.example.com") {
+		t.Errorf("text output, exit %d:\n%s", code, out)
+	}
+
+	// A firewall that drops one stand-in Cloudflare range: both paths fail
+	// with 522 at the firewall stage, naming the rule; exit 1.
+	rules := filepath.Join(t.TempDir(), "drop.nft")
+	os.WriteFile(rules, []byte("table inet filter {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr 203.0.113.0/24 tcp dport 80 drop\n\t}\n}\n"), 0o644)
+	v.origin.Run("nft", "-f", rules)
+	out, _, code = v.verify(cfapitest.DefaultToken, "--json", "--timeout", "3s")
+	rep = report.Report{}
+	json.Unmarshal([]byte(out), &rep)
+	if code != 1 || rep.Summary.Failing != 2 {
+		t.Fatalf("firewall drop: exit %d, summary %+v\n%s", code, rep.Summary, out)
+	}
+	for _, p := range rep.Paths {
+		if p.OK || p.Status != 522 || p.Stage != report.StageFirewall || !strings.Contains(p.Cause+strings.Join(p.Evidence, " "), "203.0.113.0/24") {
+			t.Errorf("firewall drop path: %+v", p)
+		}
+	}
+	v.origin.Run("nft", "delete", "table", "inet", "filter")
+
+	// A refused token: verify cannot run, one line naming the fix, exit 3.
+	_, errOut, code = v.verify("not-a-valid-token-0000")
+	if code != 3 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "token") {
+		t.Errorf("refused token: exit %d, stderr %q", code, errOut)
+	}
+
+	// Without a token: --hostname and --ssl-mode against this host's addresses.
+	out, errOut, code = v.verify("", "--hostname", "www.example.com", "--ssl-mode", "flexible", "--timeout", "3s")
+	if code != 0 || !strings.Contains(out, "192.0.2.1:80") || !strings.Contains(out, "[2001:db8:1::1]:80") {
+		t.Errorf("no token, --hostname: exit %d\n%s\nstderr %s", code, out, errOut)
+	}
+	// Usage errors exit 2.
+	for _, args := range [][]string{
+		{"--hostname", "www.example.com"},                        // no --ssl-mode without a token
+		{"--hostname", "www.example.com", "--ssl-mode", "tight"}, // no such mode
+		{"--zone", "example.com"},                                // --zone needs a token
+	} {
+		if _, errOut, code := v.verify("", args...); code != 2 {
+			t.Errorf("verify %v: exit %d, want 2 (stderr %q)", args, code, errOut)
+		}
+	}
+}
