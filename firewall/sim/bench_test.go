@@ -87,3 +87,62 @@ func BenchmarkCheckPrefix(b *testing.B) {
 	}
 	b.ReportMetric(float64(pieces), "pieces/op")
 }
+
+// benchUFW is the input path of Debian's ufw ruleset, with its compat
+// matches decoded as Read decodes them.
+func benchUFW() *Ruleset {
+	v4 := nftables.TableFamilyIPv4
+	m := func(name string, rev uint32, info []byte) expr.Any { return decodeXT(v4, false, name, rev, info) }
+	log := decodeXT(v4, true, "LOG", 0, make([]byte, 32))
+	ct := func(state uint16) expr.Any { return m("conntrack", 3, xtConntrackInfo(3, xtConntrackState, 0, state)) }
+	at := func(t uint16) expr.Any { return m("addrtype", 1, xtAddrtypeInfo(0, t, 0)) }
+	return build(v4, "filter", nil,
+		"input:0:drop", [][]expr.Any{
+			join(verdict(expr.VerdictJump, "ufw-before-input")),
+			join(verdict(expr.VerdictJump, "ufw-after-input")),
+			join(verdict(expr.VerdictJump, "ufw-after-logging-input")),
+		},
+		"ufw-before-input", [][]expr.Any{
+			join(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Register: 1, Data: []byte("lo\x00")}, verdict(expr.VerdictAccept)),
+			join(ct(6), &expr.Counter{}, verdict(expr.VerdictAccept)),
+			join(ct(1), &expr.Counter{}, verdict(expr.VerdictDrop)),
+			join(metaCmp(expr.MetaKeyL4PROTO, 1), m("icmp", 0, make([]byte, 8)), verdict(expr.VerdictAccept)),
+			join(verdict(expr.VerdictJump, "ufw-not-local")),
+			join(verdict(expr.VerdictJump, "ufw-user-input")),
+		},
+		"ufw-not-local", [][]expr.Any{
+			join(at(xtAddrtypeLocal), verdict(expr.VerdictReturn)),
+			join(at(xtAddrtypeMulticast), verdict(expr.VerdictReturn)),
+			join(at(xtAddrtypeBroadcast), verdict(expr.VerdictReturn)),
+			join(verdict(expr.VerdictDrop)),
+		},
+		"ufw-user-input", [][]expr.Any{
+			join(tcpDport(22), verdict(expr.VerdictAccept)),
+			join(metaCmp(expr.MetaKeyL4PROTO, 6), m("multiport", 1, xtMultiportInfo(1, false, [2]uint16{80, 80}, [2]uint16{8000, 8100})), verdict(expr.VerdictAccept)),
+			join(saddr4("203.0.113.0/24"), tcpDport(443), verdict(expr.VerdictAccept)),
+		},
+		"ufw-after-input", [][]expr.Any{
+			join(at(xtAddrtypeBroadcast), verdict(expr.VerdictDrop)),
+		},
+		"ufw-after-logging-input", [][]expr.Any{
+			join(&expr.Limit{}, &expr.Counter{}, log),
+		},
+	)
+}
+
+// BenchmarkCheckUFW checks one accepted and one dropped SYN through the
+// ufw-shaped ruleset.
+func BenchmarkCheckUFW(b *testing.B) {
+	rs := benchUFW()
+	if got := rs.Check(cf4, o4, 443).Verdict; got != Accept {
+		b.Fatalf("203.0.113.10 → :443: %v, want accept", got)
+	}
+	other := netip.MustParseAddr("198.51.100.10")
+	if got := rs.Check(other, o4, 443).Verdict; got != Drop {
+		b.Fatalf("198.51.100.10 → :443: %v, want drop", got)
+	}
+	for b.Loop() {
+		rs.Check(cf4, o4, 443)
+		rs.Check(other, o4, 443)
+	}
+}

@@ -18,17 +18,63 @@
 // addresses, the destination port, the protocol, the SYN flag) are known;
 // fields it cannot know (the source port, the TTL, the interface name, the
 // mark) are unknown. A comparison that depends on an unknown bit, and any
-// expression that is not modelled (iptables-nft compat match/target, verdict
-// and data maps, concatenations, fib, socket, limit, quota, connlimit,
-// dynset, numgen, NAT in prerouting, ...), makes the answer CannotTell with
-// a Reason naming it, unless the rest of that rule has no effect (no verdict,
-// reject or NAT), in which case the rule is skipped as the kernel would
-// skip it either way. The simulator never guesses.
+// expression that is not modelled (iptables-nft compat matches and targets
+// other than those listed below, verdict and data maps, concatenations,
+// fib, socket, limit, quota, connlimit, dynset, numgen, NAT in prerouting,
+// ...), makes the answer CannotTell with a Reason naming it, unless the
+// rest of that rule has no effect (no verdict, reject or NAT), in which case
+// the rule is skipped as the kernel would skip it either way. The simulator
+// never guesses.
+//
+// Connection tracking runs on prerouting at priority -200. Prerouting
+// chains before it (the raw priority, -300) see no conntrack entry: there
+// `ct state` is invalid (so `ct state new` does not match) and other ct
+// keys end the rule, as in the kernel; a chain at -200 itself is
+// CannotTell for anything about conntrack (which of the two runs first is
+// not known).
 //
 // Interfaces: `iif lo` and `iifname "lo"` never match (Cloudflare's packets
 // do not arrive on loopback). Any other interface comparison is CannotTell
 // unless the caller names the interface the packets arrive on with
 // Ruleset.SetInterface.
+//
+// # iptables-nft and ufw (compat expressions)
+//
+// iptables-nft (and ufw, which drives it) compiles plain matches (-p, -s,
+// -d, -i, --dport, --tcp-flags) to native expressions, but keeps most -m
+// matches and the targets other than ACCEPT/DROP/RETURN/jumps as xtables
+// code that the kernel runs with a binary info struct. Read takes those
+// structs from the raw netlink dump and decodes, by name, revision and exact
+// size (the layouts of the uapi headers on 64-bit Linux):
+//
+//   - conntrack revisions 1, 2, 3 (also what -m state becomes): --ctstate
+//     (new matches; established, related, invalid, untracked do not; snat /
+//     dnat alone: CannotTell) and --ctdir; any other conntrack condition
+//     (addresses, ports, status, expiry) is CannotTell unless the state or
+//     direction already fails;
+//   - state revision 0 (xt_state);
+//   - multiport revision 1: ports, ranges, !, --dports / --sports / --ports
+//     (the source port is unknown, so only a full 0:65535 range is sure);
+//   - tcp and udp revision 0 (older iptables-nft): port ranges and !,
+//     --tcp-flags over the known flag bits (ECE/CWR are unknown), and a
+//     --tcp-option is CannotTell;
+//   - addrtype revision 1: --dst-type, taking the destination as a unicast
+//     address of this host (IPv4: its type is LOCAL only; IPv6: UNICAST and
+//     LOCAL match, MULTICAST and UNSPEC do not); --src-type and
+//     --limit-iface-in/out are CannotTell;
+//   - rt revision 0 (ip6 tables): never matches, as the SYN carries no
+//     extension header;
+//   - comment: always matches;
+//   - targets LOG and NFLOG: the rule goes on without a verdict; REJECT
+//     (any valid --reject-with): Reject.
+//
+// A limit match (a rate) and recent (a per-source history) are CannotTell
+// where the rule's verdict matters; a rule such as `-m limit -j LOG` has no
+// verdict and is skipped. Any other name, revision or info size is
+// CannotTell with a Reason naming it. Each decoded match is checked against
+// the kernel: rules made with iptables-nft and with Debian's ufw in test
+// namespaces, and the older revisions added through netlink with their
+// info structs (iptables_test.go, ufw_test.go, xt_test.go).
 //
 // # iptables-legacy
 //

@@ -17,7 +17,9 @@ const maxJumpDepth = 16
 
 // Known values of the simulated packet.
 const (
-	ctStateNew      = 8 // NF_CT_STATE_BIT(IP_CT_NEW)
+	ctStateNew      = 8    // NF_CT_STATE_BIT(IP_CT_NEW)
+	ctStateInvalid  = 1    // NF_CT_STATE_INVALID_BIT: no conntrack entry (yet)
+	nfPriConntrack  = -200 // NF_IP_PRI_CONNTRACK / NF_IP6_PRI_CONNTRACK
 	ctDirOriginal   = 0
 	packetHost      = 0 // PACKET_HOST
 	loopbackIfindex = 1
@@ -108,6 +110,17 @@ type frame struct {
 // runChain evaluates one base chain: Accept (the next base chain runs),
 // Drop, Reject or CannotTell.
 func (r *Ruleset) runChain(p *packet, base *chain) Result {
+	// Connection tracking hooks prerouting at priority -200: chains before
+	// it see no conntrack entry yet.
+	p.track = ctTracked
+	if base.hook == unix.NF_INET_PRE_ROUTING {
+		switch {
+		case base.priority < nfPriConntrack:
+			p.track = ctNotYet
+		case base.priority == nfPriConntrack:
+			p.track = ctUnsure
+		}
+	}
 	cur, i := base, 0
 	var stack []frame
 	at := func(c *chain, ru *rule) Result {
@@ -287,6 +300,12 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 	case *expr.Ct:
 		if e.SourceRegister {
 			return unknownf("ct %s set is not modelled", ctName(e.Key))
+		}
+		switch {
+		case p.track == ctUnsure:
+			return unknownf("ct %s in a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known", ctName(e.Key))
+		case p.track == ctNotYet && e.Key != expr.CtKeySTATE:
+			return stBreak, outcome{} // no conntrack entry: nft_ct_get_eval breaks the rule
 		}
 		val, known, why := p.ct(e.Key, e.Direction)
 		if !rg.set(e.Register, val, known, why) {
@@ -604,7 +623,16 @@ type packet struct {
 	th, thK   []byte // TCP header (20 bytes) and its known bits
 	nfproto   byte
 	ethertype uint16
+	track     ctTrack // whether the chain being run sees the conntrack entry
 }
+
+type ctTrack int
+
+const (
+	ctTracked ctTrack = iota // after conntrack: a new connection, original direction
+	ctNotYet                 // prerouting before conntrack: no entry, state "invalid"
+	ctUnsure                 // prerouting at conntrack's own priority
+)
 
 func newPacket(src, dst netip.Addr, port uint16) *packet {
 	p := &packet{v6: src.Is6(), src: src, dst: dst, port: port}
@@ -703,6 +731,9 @@ func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
 func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
 	switch k {
 	case expr.CtKeySTATE:
+		if p.track == ctNotYet {
+			return binary.NativeEndian.AppendUint32(nil, ctStateInvalid), nil, ""
+		}
 		return binary.NativeEndian.AppendUint32(nil, ctStateNew), nil, ""
 	case expr.CtKeyDIRECTION:
 		return []byte{ctDirOriginal}, nil, ""

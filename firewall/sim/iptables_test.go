@@ -74,6 +74,18 @@ var iptablesCases = []struct {
 		{src: cfA, port: 86, want: Accept},
 		{src: cf6A, port: 443, want: Accept},
 	}},
+	{name: "raw before conntrack", cmds: [][]string{
+		// The raw table's PREROUTING (priority -300) runs before conntrack.
+		{"iptables-nft", "-t", "raw", "-A", "PREROUTING", "-p", "tcp", "--dport", "443", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"},
+		{"iptables-nft", "-t", "raw", "-A", "PREROUTING", "-p", "tcp", "--dport", "8443", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"},
+		{"iptables-nft", "-t", "raw", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-m", "state", "--state", "INVALID", "-j", "DROP"},
+		{"iptables-nft", "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "--dport", "81", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"},
+	}, probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cfA, port: 8443, want: Drop, rule: "tcp dport 8443 ct state invalid counter drop"},
+		{src: cfA, port: 80, want: Drop},
+		{src: cfA, port: 81, want: Drop, rule: "tcp dport 81 ct state new counter drop"},
+	}},
 	{name: "multiport", cmds: [][]string{
 		{"iptables-nft", "-A", "INPUT", "-p", "tcp", "-s", "198.51.100.0/24", "-m", "multiport", "--dports", "80,443", "-j", "DROP"},
 		{"iptables-nft", "-A", "INPUT", "-p", "tcp", "-s", "203.0.113.0/25", "-m", "multiport", "--dports", "8000:8100,9000", "-j", "DROP"},

@@ -137,6 +137,14 @@ var kernelCases = []struct {
 		{src: cf6A, port: 8443, want: Drop, rule: "ct state new tcp dport 8443 drop"},
 		{src: cf6A, port: 443, want: Accept},
 	}},
+	{file: "before_conntrack.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cfA, port: 8443, want: Drop, rule: "tcp dport 8443 ct state invalid drop"},
+		{src: cf6A, port: 8443, want: Drop},
+		{src: cfA, port: 80, want: Accept},
+		{src: cfA, port: 81, want: Accept},
+		{src: cf6A, port: 82, want: Drop, rule: "tcp dport 82 ct state new drop"},
+	}},
 	{file: "port_range.nft", probes: []probe{
 		{src: cfA, port: 8000, want: Drop, rule: "tcp dport >= 8000 tcp dport <= 8999 drop"},
 		{src: cfA, port: 8443, want: Drop},

@@ -66,6 +66,10 @@ func renderRule(t *table, exprs []expr.Any) string {
 				if pl, ok := e.(*expr.Payload); ok && pl.Base == base && pl.OperationType == expr.PayloadLoad {
 					return true
 				}
+				// an xt tcp / udp match names its protocol itself
+				if x, ok := e.(*xtExpr); ok && !x.target && (x.name == "tcp" || x.name == "udp") && base == expr.PayloadBaseTransportHeader {
+					return true
+				}
 			}
 			return false
 		}

@@ -17,8 +17,8 @@ import (
 // takes the info bytes from the raw netlink dump (exactly as the kernel
 // holds them) and decodes the revisions below, whose layouts were checked
 // against the uapi headers (offsetof/sizeof) and whose behaviour was checked
-// against the kernel (iptables_test.go). Any other name, revision or info
-// size stays CannotTell.
+// against the kernel (iptables_test.go, ufw_test.go, xt_test.go). Any other
+// name, revision or info size stays CannotTell.
 
 // tri is the result of a match: no, yes, or it depends on something the
 // simulator cannot know.
@@ -180,11 +180,19 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		} else {
 			state = ne.Uint16(info[150:])
 		}
-		x.match = func(*packet) (tri, string) { return conntrackMatch(flags, inv, state) }
+		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, flags, inv, state) }
 		x.text = func(string) string { return conntrackText(flags, inv, state) }
 	case "state/0":
 		mask := ne.Uint32(info)
-		x.match = func(*packet) (tri, string) { return triOf(mask&xtCtStateNew != 0), "" }
+		x.match = func(p *packet) (tri, string) {
+			switch p.track {
+			case ctNotYet:
+				return triOf(mask&1 != 0), "" // XT_STATE_INVALID: no conntrack entry yet
+			case ctUnsure:
+				return triUnknown, ctUnsureWhy
+			}
+			return triOf(mask&xtCtStateNew != 0), ""
+		}
 		x.text = func(string) string { return "ct state " + stateNames(mask, xtStateUntracked) }
 	case "multiport/1":
 		mp := multiport{flags: info[0], count: info[1], invert: info[47]}
@@ -258,10 +266,23 @@ func xtKnownName(target bool, name string) bool {
 	return false
 }
 
+const ctUnsureWhy = "a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known"
+
 // conntrackMatch is conntrack_mt for a packet of a new, tracked connection
-// in the original direction, with no NAT applied yet.
-func conntrackMatch(flags, inv, state uint16) (tri, string) {
+// in the original direction, with no NAT applied yet; before conntrack
+// (track ctNotYet) the packet has no entry: its state is invalid and only
+// the state condition is checked.
+func conntrackMatch(track ctTrack, flags, inv, state uint16) (tri, string) {
 	const modelled = xtConntrackState | xtConntrackDirection | xtConntrackStateAls
+	switch track {
+	case ctUnsure:
+		return triUnknown, ctUnsureWhy
+	case ctNotYet:
+		if flags&xtConntrackState == 0 {
+			return triNo, ""
+		}
+		return triOf((state&1 != 0) != (inv&xtConntrackState != 0)), ""
+	}
 	st, dir := triYes, triYes
 	if flags&xtConntrackState != 0 {
 		var bit tri
