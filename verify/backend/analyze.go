@@ -207,6 +207,7 @@ func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host,
 	var failing []target
 	var failRes []probeResult
 	var okRes []probeResult
+	out.Warnings = append(out.Warnings, a.readUnits(ctx, rt)...)
 	for _, t := range rt.targets {
 		res := a.probe(ctx, rt, t, host)
 		if res.kind == probeOK {
@@ -315,16 +316,90 @@ func (a *Analyzer) anyFPMRunning() bool {
 	return false
 }
 
+// targetUnit names the service behind a backend address (as commands name
+// it: "php8.2-fpm"): the pool's PHP-FPM, else the unit of the process
+// listening there (with systemd), else for FastCGI a guess from the socket
+// path. from says where a name not read from a process came from.
+func (a *Analyzer) targetUnit(t target, inst *fpmInstance, isFPM bool) (unit, from string) {
+	if inst != nil && inst.unit != "" {
+		return inst.unit, inst.unitFrom
+	}
+	if u := a.listenerUnitFor(t); u != "" {
+		return unitCommand(u), ""
+	}
+	if inst == nil && isFPM {
+		if u := fpmUnitFor(t.address); u != "" {
+			return u, "the socket path"
+		}
+	}
+	return "", ""
+}
+
+// listenerUnitFor is the unit of the process listening at t (systemd only;
+// the sockets are read on first need).
+func (a *Analyzer) listenerUnitFor(t target) string {
+	if !a.systemd {
+		return ""
+	}
+	a.listenOnce.Do(func() { a.listeners = listenerUnits(a.opts.ProcRoot, a.ps) })
+	return listenerUnit(a.listeners, t)
+}
+
+// readUnits asks systemd (once per unit) for the state of the units behind
+// the route's backends, and warns of a running one that keeps being
+// restarted.
+func (a *Analyzer) readUnits(ctx context.Context, rt *route) []string {
+	if !a.systemd {
+		return nil
+	}
+	var names []string
+	for _, t := range rt.targets {
+		inst, _ := a.poolFor(t)
+		if u, _ := a.targetUnit(t, inst, rt.module == "fastcgi"); u != "" {
+			names = append(names, u)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	for _, f := range a.fpms {
+		names = append(names, f.unit) // for a unit not found: the ones that exist
+	}
+	if err := a.fetchUnits(ctx, names); err != nil {
+		a.log.Debug("reading unit states", "err", err)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range names[:len(names)-len(a.fpms)] {
+		if w := restartWarning(u, a.unitOf(u)); w != "" && !seen[u] {
+			seen[u] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// otherUnits are the PHP-FPM units that exist besides unit.
+func (a *Analyzer) otherUnits(unit string) []string {
+	var out []string
+	seen := map[string]bool{unit: true}
+	for _, f := range a.fpms {
+		if seen[f.unit] || f.unit == "" {
+			continue
+		}
+		seen[f.unit] = true
+		if st := a.unitOf(f.unit); st != nil && st.LoadState == "loaded" {
+			out = append(out, f.unit)
+		}
+	}
+	return out
+}
+
 func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 	web := rt.web.kind
 	isFPM := rt.module == "fastcgi"
 	inst, pool := a.poolFor(t)
-	unit := ""
-	if inst != nil {
-		unit = inst.unit
-	} else if isFPM {
-		unit = fpmUnitFor(t.address)
-	}
+	unit, unitFrom := a.targetUnit(t, inst, isFPM)
 	action := func(verb string) string {
 		if unit != "" {
 			return a.svc(verb, unit)
@@ -338,8 +413,29 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		return ""
 	}
 	backend := "the backend"
+	memFix := "find what holds the memory (ps aux --sort=-rss | head) and lower it, or add memory"
 	if isFPM {
 		backend = "php-fpm"
+		memFix = "lower pm.max_children or memory_limit, or add memory"
+	}
+	// What systemd says about the unit of a backend that is not running:
+	// a clause for the cause and the fix that fits it.
+	var others []string
+	if isFPM {
+		others = a.otherUnits(unit)
+	}
+	sdCause, sdFix, sdOK := unitStory(unit, a.unitOf(unit), unitFrom, others, memFix, a.now)
+	notRunning := func(rest string) string {
+		if sdOK {
+			return fmt.Sprintf("%s is not running: %s; %s", backend, sdCause, rest)
+		}
+		return fmt.Sprintf("%s is not running: %s", backend, rest)
+	}
+	fixFor := func(fix string) string {
+		if sdOK {
+			return sdFix
+		}
+		return fix
 	}
 	v := &verdict{status: a.connectStatus(rt)}
 	switch res.kind {
@@ -347,8 +443,8 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		v.kinds = []logs.Kind{logs.NoSuchFile, logs.ConnectFailed}
 		switch {
 		case pool != nil && inst.master == nil:
-			v.cause = fmt.Sprintf("%s is not running: %s does not exist (pool %s in %s listens there)", backend, t.address, pool.Name, pool.File)
-			v.fix = action("start")
+			v.cause = notRunning(fmt.Sprintf("%s does not exist (pool %s in %s listens there)", t.address, pool.Name, pool.File))
+			v.fix = fixFor(action("start"))
 		case pool != nil:
 			v.cause = fmt.Sprintf("%s does not exist although php-fpm (pid %d) runs pool %s for it: the socket file was removed", t.address, inst.master.pid, pool.Name)
 			v.fix = action("restart")
@@ -360,8 +456,8 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 					v.cause = fmt.Sprintf("php-fpm is not running and %s passes to %s, which does not exist (%s)", web, t.address, strings.Join(other, "; "))
 				}
 			} else if isFPM && !a.anyFPMRunning() {
-				v.cause = fmt.Sprintf("php-fpm is not running: %s does not exist", t.address)
-				v.fix = action("start")
+				v.cause = notRunning(fmt.Sprintf("%s does not exist", t.address))
+				v.fix = fixFor(action("start"))
 			} else {
 				v.cause = fmt.Sprintf("%s is not running or listens elsewhere: %s does not exist", backend, t.address)
 				v.fix = fmt.Sprintf("start the service that creates %s, or correct %s", t.address, rt.pass)
@@ -378,8 +474,8 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		}
 	case probeStale:
 		v.kinds = []logs.Kind{logs.Refused, logs.ConnectFailed}
-		v.cause = fmt.Sprintf("%s is not running: nothing accepts on %s (connection refused; the socket file is left over)", backend, t.address)
-		v.fix = action("restart")
+		v.cause = notRunning(fmt.Sprintf("nothing accepts on %s (connection refused; the socket file is left over)", t.address))
+		v.fix = fixFor(action("restart"))
 		if v.fix == "" {
 			v.fix = fmt.Sprintf("restart the service that listens on %s", t.address)
 		}
@@ -393,8 +489,8 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		}
 	case probeRefused:
 		v.kinds = []logs.Kind{logs.Refused, logs.ConnectFailed, logs.WorkerDisabled, logs.NoLiveUpstreams}
-		v.cause = fmt.Sprintf("%s is not running: nothing listens on %s (connection refused)", backend, t.address)
-		v.fix = action("start")
+		v.cause = notRunning(fmt.Sprintf("nothing listens on %s (connection refused)", t.address))
+		v.fix = fixFor(action("start"))
 		if v.fix == "" {
 			v.fix = fmt.Sprintf("start the service that should listen on %s (%s)", t.address, rt.pass)
 		}

@@ -1,6 +1,9 @@
 package backend
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Defaults.
 const (
@@ -28,4 +31,7 @@ type Options struct {
 	// with them (Debian's /etc/php/*/fpm/php-fpm.conf are always read), so
 	// a stopped pool can be named.
 	FPMConfigs []string
+	// Logger gets Debug lines about what was not looked at and why (no
+	// systemd, systemctl failing); nil = none.
+	Logger *slog.Logger
 }

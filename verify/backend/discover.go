@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,9 @@ type fpmInstance struct {
 	cfg    *fpm.Config
 	master *proc // nil when not running
 	unit   string
+	// unitFrom says where a unit name not read from the master's cgroup
+	// came from ("the path of /etc/php/8.2/fpm/php-fpm.conf"), "" when read.
+	unitFrom string
 }
 
 // Analyzer holds what Discover found; Analyze is safe for concurrent use.
@@ -63,10 +67,17 @@ type Analyzer struct {
 	webs    []*webServer
 	fpms    []*fpmInstance
 	counts  []logs.Count
-	systemd bool
+	systemd bool // the service manager is systemd (sd_booted)
+	sys     system
+	ps      []*proc
+	log     *slog.Logger
+
+	listenOnce sync.Once
+	listeners  map[string]string // "tcp 127.0.0.1:3000" → unit, read on first need
 
 	mu     sync.Mutex
 	probes map[string]*probeOnce
+	units  map[string]*unitState // "php8.2-fpm.service" → its state; nil: asked, not known
 }
 
 type probeOnce struct {
@@ -87,6 +98,9 @@ func (o *Options) defaults() {
 	if o.CloudflareReadTimeout <= 0 {
 		o.CloudflareReadTimeout = DefaultCloudflareReadTimeout
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Discover finds the web servers, their configurations and backends, the
@@ -99,12 +113,19 @@ func Discover(ctx context.Context, opts Options) (*Analyzer, []report.Finding, e
 
 // system is what discovery reads besides procfs (Options.ProcRoot) and the
 // configuration and log files it finds: the kernel log, Debian's FPM
-// configurations, `nginx -T` and the file systems. Tests replace it.
+// configurations, `nginx -T`, the file systems and the service manager.
+// Tests replace it.
 type system struct {
 	readKernel  func(ctx context.Context, since time.Time) ([]logs.Entry, string, error)
 	fpmConfGlob string
 	nginxDump   func(ctx context.Context, bin string, args ...string) ([]byte, error)
 	statfs      statfsFunc
+	// booted reports whether systemd is the service manager (sd_booted);
+	// nil = it is not.
+	booted func() bool
+	// showUnits is `systemctl show -p <unitProps> -- UNIT.service…`: its
+	// KEY=VALUE output, one block per unit in the order asked.
+	showUnits func(ctx context.Context, units []string) ([]byte, error)
 }
 
 var realSystem = system{
@@ -113,21 +134,25 @@ var realSystem = system{
 	nginxDump: func(ctx context.Context, bin string, args ...string) ([]byte, error) {
 		return exec.CommandContext(ctx, bin, args...).Output()
 	},
-	statfs: unix.Statfs,
+	statfs:    unix.Statfs,
+	booted:    func() bool { return sdBooted(sdBootedDir) },
+	showUnits: systemctlShow,
 }
 
 func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []report.Finding, error) {
 	opts.defaults()
-	a := &Analyzer{opts: opts, now: time.Now(), probes: map[string]*probeOnce{}}
+	a := &Analyzer{opts: opts, now: time.Now(), probes: map[string]*probeOnce{}, sys: sys, log: opts.Logger, units: map[string]*unitState{}}
 	var findings []report.Finding
 	var unreadable []string
 
 	ps, denied := scanProcs(opts.ProcRoot)
+	a.ps = ps
 	if denied > 0 {
 		unreadable = append(unreadable, fmt.Sprintf("%d processes in %s", denied, opts.ProcRoot))
 	}
-	if b, err := os.ReadFile(filepath.Join(opts.ProcRoot, "1", "comm")); err == nil && strings.TrimSpace(string(b)) == "systemd" {
-		a.systemd = true
+	a.systemd = sys.booted != nil && sys.booted()
+	if !a.systemd {
+		a.log.Debug("systemd is not the service manager (no " + sdBootedDir + "): unit states not read")
 	}
 
 	// nginx
@@ -212,11 +237,11 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 			}
 			continue
 		}
-		unit := strings.TrimSuffix(p.unit, ".service")
-		if unit == "" {
-			unit = cfg.Unit()
+		inst := &fpmInstance{cfg: cfg, master: p, unit: strings.TrimSuffix(p.unit, ".service")}
+		if inst.unit == "" {
+			inst.unit, inst.unitFrom = cfg.Unit(), "the path of "+conf
 		}
-		a.fpms = append(a.fpms, &fpmInstance{cfg: cfg, master: p, unit: unit})
+		a.fpms = append(a.fpms, inst)
 	}
 	confs, _ := filepath.Glob(sys.fpmConfGlob)
 	sort.Strings(confs)
@@ -226,8 +251,20 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 		}
 		seenFPM[conf] = true
 		if cfg, err := fpm.Load(conf); err == nil {
-			a.fpms = append(a.fpms, &fpmInstance{cfg: cfg, unit: cfg.Unit()})
+			a.fpms = append(a.fpms, &fpmInstance{cfg: cfg, unit: cfg.Unit(), unitFrom: "the path of " + conf})
 		}
+	}
+
+	// The service manager: the web servers' and PHP-FPM's units.
+	if a.systemd {
+		fs, err := a.unitFindings(ctx)
+		if err != nil {
+			a.log.Debug("reading unit states", "err", err)
+			findings = append(findings, report.Finding{Severity: report.SeverityInfo,
+				Message: fmt.Sprintf("could not ask systemd for the state of the web server's and backends' units (%v): fixes name units without knowing whether they failed", err),
+				Fix:     "check that systemd answers: systemctl status"})
+		}
+		findings = append(findings, fs...)
 	}
 
 	// Logs of the window.

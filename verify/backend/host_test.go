@@ -229,8 +229,9 @@ func TestOOMFindings(t *testing.T) {
 // TestAnalyzeFakeProcRoot runs discovery and Analyze with no real process:
 // a fake procfs (an nginx master and worker, a php-fpm master under
 // systemd, low memory), configuration and log files in a directory, a
-// kernel log with an OOM kill and a full disk under nginx's temp path. The
-// pool's socket is gone while its master runs.
+// kernel log with an OOM kill, a full disk under nginx's temp path, and a
+// fake systemd whose units all run. The pool's socket is gone while its
+// master runs.
 func TestAnalyzeFakeProcRoot(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "php8.2-fpm.sock") // never created
@@ -281,6 +282,8 @@ http {
 		},
 		statfs: fakeStatfs(map[string]fs{dir: {id: 9, blocks: 1 << 20, avail: 256, files: 1000, free: 900}}),
 	}
+	sd := &fakeSystemctl{t: t, units: map[string]string{"php8.2-fpm.service": showRunning, "nginx.service": with(showRunning, "Id", "nginx.service")}}
+	sys.booted, sys.showUnits = func() bool { return true }, sd.show
 
 	a, findings, err := discover(context.Background(), Options{ProcRoot: root, Timeout: time.Second}, sys)
 	if err != nil {
@@ -308,6 +311,9 @@ http {
 	}
 	if out.Fix != "systemctl restart php8.2-fpm" {
 		t.Errorf("fix = %q, want systemctl restart php8.2-fpm (the unit from the master's cgroup)", out.Fix)
+	}
+	if diff := cmp.Diff([][]string{{"nginx.service", "php8.2-fpm.service"}}, sd.calls); diff != "" {
+		t.Errorf("systemctl show calls (-want +got)\n%s", diff)
 	}
 	if !strings.Contains(strings.Join(out.Warnings, "\n"), "the OOM killer killed php-fpm8.2 once in the last 15 minutes") {
 		t.Errorf("no OOM warning on the path: %q", out.Warnings)

@@ -17,6 +17,7 @@ type proc struct {
 	gid       uint32
 	groups    []uint32
 	unit      string // the systemd unit from /proc/PID/cgroup, "" when none
+	userUnit  bool   // unit belongs to a user's service manager (under user@UID.service)
 	env       map[string]string
 }
 
@@ -92,7 +93,7 @@ func readProc(root string, pid int) (*proc, error) {
 		p.argv = append(p.argv, string(a))
 	}
 	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
-		p.unit = unitFromCgroup(string(cg))
+		p.unit, p.userUnit = cgroupUnit(string(cg))
 	}
 	return p, nil
 }
@@ -115,9 +116,11 @@ func (p *proc) environ(root string) map[string]string {
 	return p.env
 }
 
-// unitFromCgroup finds the service unit in /proc/PID/cgroup
-// ("0::/system.slice/php8.2-fpm.service" → "php8.2-fpm.service").
-func unitFromCgroup(cg string) string {
+// cgroupUnit finds the service unit in /proc/PID/cgroup
+// ("0::/system.slice/php8.2-fpm.service" → "php8.2-fpm.service") and says
+// whether it belongs to a user's service manager
+// ("…/user@1000.service/app.slice/app.service").
+func cgroupUnit(cg string) (unit string, user bool) {
 	for _, line := range strings.Split(cg, "\n") {
 		f := strings.SplitN(line, ":", 3)
 		if len(f) != 3 {
@@ -126,11 +129,16 @@ func unitFromCgroup(cg string) string {
 		parts := strings.Split(f[2], "/")
 		for i := len(parts) - 1; i >= 0; i-- {
 			if strings.HasSuffix(parts[i], ".service") {
-				return parts[i]
+				for _, above := range parts[:i] {
+					if strings.HasPrefix(above, "user@") && strings.HasSuffix(above, ".service") {
+						user = true
+					}
+				}
+				return parts[i], user
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // children lists the processes whose parent is pid.

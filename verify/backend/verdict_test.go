@@ -124,11 +124,41 @@ func TestProbeVerdictFixFitsCause(t *testing.T) {
 					t.Errorf("fix %q says %q", v.fix, w)
 				}
 			}
-			// A fix may say "start" only when the cause says it is not running.
-			if startVerb.MatchString(v.fix) && !strings.Contains(v.cause, "not running") {
-				t.Errorf("fix %q starts a backend whose cause %q does not say it is stopped", v.fix, v.cause)
-			}
+			checkFixFitsCause(t, v.cause, v.fix)
 			t.Logf("cause: %s\nfix: %s", v.cause, v.fix)
 		})
+	}
+}
+
+// noUnit is "there is no unit X.service" in a cause.
+var noUnit = regexp.MustCompile(`there is no unit ([^ ]+)\.service`)
+
+// checkFixFitsCause holds every cause/fix pair to the rules: a fix that
+// starts something only for what is not running; what systemd said (failed,
+// restarting over and over, disabled, masked, not found, OOM-killed) gets
+// the fix for exactly that.
+func checkFixFitsCause(t *testing.T, cause, fix string) {
+	t.Helper()
+	has := func(s, sub string) bool { return strings.Contains(s, sub) }
+	if startVerb.MatchString(fix) && !has(cause, "not running") {
+		t.Errorf("fix %q starts a backend whose cause %q does not say it is stopped", fix, cause)
+	}
+	if has(cause, ".service failed") && !has(fix, "restart") && !has(fix, " -t`") {
+		t.Errorf("cause %q says the unit failed; fix %q neither restarts it nor checks its configuration", cause, fix)
+	}
+	if has(cause, "restarting over and over") && (!has(fix, "journalctl") || strings.HasPrefix(fix, "systemctl restart")) {
+		t.Errorf("cause %q: a unit in a restart loop needs its reason found (journalctl), not a restart: %q", cause, fix)
+	}
+	if has(cause, "disabled") && !has(fix, "enable --now") {
+		t.Errorf("cause %q says disabled; fix %q does not enable it", cause, fix)
+	}
+	if has(cause, "is masked") && !has(fix, "systemctl unmask") {
+		t.Errorf("cause %q says masked; fix %q does not unmask it", cause, fix)
+	}
+	if has(cause, "OOM killer") && !has(fix, "memory") {
+		t.Errorf("cause %q names the OOM killer; fix %q says nothing of memory", cause, fix)
+	}
+	if m := noUnit.FindStringSubmatch(cause); m != nil && (has(fix, "systemctl start "+m[1]) || has(fix, "systemctl restart "+m[1])) {
+		t.Errorf("cause %q says there is no unit %s; fix %q starts it", cause, m[1], fix)
 	}
 }
