@@ -366,7 +366,7 @@ func (a *Analyzer) readUnits(ctx context.Context, rt *route) []string {
 		names = append(names, f.unit) // for a unit not found: the ones that exist
 	}
 	if err := a.fetchUnits(ctx, names); err != nil {
-		a.log.Debug("reading unit states", "err", err)
+		a.debug("reading unit states", "err", err)
 	}
 	var out []string
 	seen := map[string]bool{}

@@ -77,7 +77,16 @@ type Analyzer struct {
 
 	mu     sync.Mutex
 	probes map[string]*probeOnce
-	units  map[string]*unitState // "php8.2-fpm.service" → its state; nil: asked, not known
+
+	umu   sync.Mutex            // held while systemctl runs; probes do not wait for it
+	units map[string]*unitState // "php8.2-fpm.service" → its state; nil: asked, not known
+}
+
+// debug logs a Debug line when there is a logger.
+func (a *Analyzer) debug(msg string, args ...any) {
+	if a.log != nil {
+		a.log.Debug(msg, args...)
+	}
 }
 
 type probeOnce struct {
@@ -152,7 +161,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	}
 	a.systemd = sys.booted != nil && sys.booted()
 	if !a.systemd {
-		a.log.Debug("systemd is not the service manager (no " + sdBootedDir + "): unit states not read")
+		a.debug("systemd is not the service manager (no " + sdBootedDir + "): unit states not read")
 	}
 
 	// nginx
@@ -259,7 +268,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	if a.systemd {
 		fs, err := a.unitFindings(ctx)
 		if err != nil {
-			a.log.Debug("reading unit states", "err", err)
+			a.debug("reading unit states", "err", err)
 			findings = append(findings, report.Finding{Severity: report.SeverityInfo,
 				Message: fmt.Sprintf("could not ask systemd for the state of the web server's and backends' units (%v): fixes name units without knowing whether they failed", err),
 				Fix:     "check that systemd answers: systemctl status"})

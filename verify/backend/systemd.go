@@ -59,10 +59,6 @@ type unitState struct {
 	ChangedText string
 }
 
-// systemdTimestamp is how systemctl writes a timestamp by default
-// ("Mon 2026-11-23 20:41:07 UTC", the zone abbreviated, local time).
-const systemdTimestamp = "Mon 2006-01-02 15:04:05 MST"
-
 // parseShow reads `systemctl show -p …` output for one or more units:
 // KEY=VALUE lines, a blank line between units. Unknown keys are ignored.
 func parseShow(out []byte) []unitState {
@@ -109,13 +105,17 @@ func parseShow(out []byte) []unitState {
 	return units
 }
 
-// parseSystemdTime reads systemctl's default timestamp in the local zone;
-// zero when empty or in another form.
+// parseSystemdTime reads systemctl's default timestamp ("Mon 2026-11-23
+// 20:41:07 CET"). systemctl writes local time in the zone this process has
+// too, so the date and clock are read in time.Local and the abbreviation
+// is not relied on (Go gives an abbreviation it does not know, like "+03",
+// a zero offset). Zero when empty or in another form.
 func parseSystemdTime(s string) time.Time {
-	if s == "" || s == "n/a" {
+	f := strings.Fields(s)
+	if len(f) != 4 {
 		return time.Time{}
 	}
-	t, err := time.ParseInLocation(systemdTimestamp, s, time.Local)
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", f[1]+" "+f[2], time.Local)
 	if err != nil {
 		return time.Time{}
 	}
@@ -151,7 +151,9 @@ func systemctlShow(ctx context.Context, units []string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, SystemctlTimeout)
 	defer cancel()
 	args := append([]string{"show", "--no-pager", "-p", strings.Join(unitProps, ","), "--"}, units...)
-	out, err := exec.CommandContext(ctx, "systemctl", args...).Output()
+	cmd := exec.CommandContext(ctx, "systemctl", args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C") // English day names in timestamps
+	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && len(bytes.TrimSpace(ee.Stderr)) > 0 {
@@ -169,8 +171,8 @@ func (a *Analyzer) fetchUnits(ctx context.Context, names []string) error {
 	if !a.systemd || a.sys.showUnits == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.umu.Lock()
+	defer a.umu.Unlock()
 	var ask []string
 	seen := map[string]bool{}
 	for _, n := range names {
@@ -218,8 +220,8 @@ func (a *Analyzer) unitOf(unit string) *unitState {
 	if s == "" || !a.systemd {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.umu.Lock()
+	defer a.umu.Unlock()
 	return a.units[s]
 }
 
@@ -237,7 +239,7 @@ func (st *unitState) when(now time.Time) string {
 			return " at " + t.Format("15:04:05")
 		}
 		return " at " + t.Format("2006-01-02 15:04:05")
-	case st.ChangedText != "" && st.ChangedText != "n/a":
+	case st.ChangedText != "":
 		return " at " + st.ChangedText
 	}
 	return ""

@@ -3,6 +3,9 @@ package backend
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,11 +112,15 @@ StateChangeTimestamp=Mon 2026-11-23 20:39:58 UTC
 `
 )
 
-// sdNow is the tests' "now" (a Monday, like the fixtures).
-var sdNow = time.Date(2026, 11, 23, 21, 0, 0, 0, time.UTC)
+// sdNow is the tests' "now" (a Monday, like the fixtures); systemctl
+// writes local time.
+var sdNow = time.Date(2026, 11, 23, 21, 0, 0, 0, time.Local)
+
+// systemdTimestamp is how systemctl writes a timestamp by default.
+const systemdTimestamp = "Mon 2006-01-02 15:04:05 MST"
 
 func at(s string) time.Time {
-	t, err := time.Parse("2006-01-02 15:04:05", s)
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.Local)
 	if err != nil {
 		panic(err)
 	}
@@ -142,6 +149,8 @@ func TestParseShow(t *testing.T) {
 				UnitFileState: "enabled", ExecMainCode: 1, ExecMainStatus: 1, Changed: at("2026-11-23 20:39:58"), ChangedText: "Mon 2026-11-23 20:39:58 UTC"}}},
 		{"unknown keys, a timestamp in another form, garbage", "Id=x.service\nFreezerState=running\nStateChangeTimestamp=@1795466467\nnot a property\nNRestarts=many\n",
 			[]unitState{{ID: "x.service", ChangedText: "@1795466467"}}},
+		{"a zone abbreviation Go does not know: local time all the same", "Id=x.service\nStateChangeTimestamp=Mon 2026-11-23 20:41:07 +03\n",
+			[]unitState{{ID: "x.service", Changed: at("2026-11-23 20:41:07"), ChangedText: "Mon 2026-11-23 20:41:07 +03"}}},
 		{"empty output", "", nil},
 	}
 	for _, tt := range tests {
@@ -391,5 +400,62 @@ func TestCgroupUnit(t *testing.T) {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSdBooted(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"a directory", dir, true},
+		{"missing", filepath.Join(dir, "none"), false},
+		{"a file", file, false},
+	} {
+		if got := sdBooted(tt.in); got != tt.want {
+			t.Errorf("%s: sdBooted(%s) = %v, want %v", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestSystemctlShowReal runs the real systemctl. Where systemd is the
+// service manager it reads a unit every systemd host has and one that does
+// not exist (read-only); where it is not (a container), systemctl fails and
+// the error is one line.
+func TestSystemctlShowReal(t *testing.T) {
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		t.Skip("skipped: no systemctl")
+	}
+	ctx := context.Background()
+	if !sdBooted(sdBootedDir) {
+		_, err := systemctlShow(ctx, []string{"nginx.service"})
+		t.Logf("without systemd: %v", err)
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "systemctl show: ") {
+			t.Errorf("err = %q, want one line starting with systemctl show:", err)
+		}
+		return
+	}
+	out, err := systemctlShow(ctx, []string{"systemd-journald.service", "cfguard-test-no-such-unit.service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("systemctl show:\n%s", out)
+	us := parseShow(out)
+	if len(us) != 2 {
+		t.Fatalf("%d units parsed, want 2", len(us))
+	}
+	type idLoad struct{ ID, Load string }
+	if diff := cmp.Diff([]idLoad{{"systemd-journald.service", "loaded"}, {"cfguard-test-no-such-unit.service", "not-found"}},
+		[]idLoad{{us[0].ID, us[0].LoadState}, {us[1].ID, us[1].LoadState}}); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	if us[0].ActiveState == "active" && us[0].Changed.IsZero() {
+		t.Errorf("StateChangeTimestamp %q of an active unit not parsed", us[0].ChangedText)
 	}
 }

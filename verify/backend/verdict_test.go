@@ -162,3 +162,89 @@ func checkFixFitsCause(t *testing.T, cause, fix string) {
 		t.Errorf("cause %q says there is no unit %s; fix %q starts it", cause, m[1], fix)
 	}
 }
+
+// TestProbeVerdictUnits: what systemd says about the unit of a backend
+// that is not running changes the cause and the fix; a running unit, or no
+// systemd, leaves today's wording.
+func TestProbeVerdictUnits(t *testing.T) {
+	const (
+		sock = "/run/php/php8.2-fpm.sock"
+		conf = "/etc/php/8.2/fpm/php-fpm.conf"
+		pool = "/etc/php/8.2/fpm/pool.d/www.conf"
+	)
+	web := &webServer{kind: "nginx", unit: "nginx", hasCred: true, workers: cred{name: "www-data", uid: 33, gids: []uint32{33}}}
+	fpmAt := func(listen string, running bool, others ...string) []*fpmInstance {
+		f := &fpmInstance{cfg: &fpm.Config{File: conf, Pools: []*fpm.Pool{{Name: "www", File: pool, Listen: listen, MaxChildren: 5}}},
+			unit: "php8.2-fpm", unitFrom: "the path of " + conf}
+		if running {
+			f.master, f.unitFrom = &proc{pid: 4321, unit: "php8.2-fpm.service"}, ""
+		}
+		out := []*fpmInstance{f}
+		for _, o := range others {
+			out = append(out, &fpmInstance{cfg: &fpm.Config{File: "/etc/php/" + o + "/fpm/php-fpm.conf"}, unit: "php" + o + "-fpm"})
+		}
+		return out
+	}
+	fcgi := func(network, addr string) *route {
+		pass := addr
+		if network == "unix" {
+			pass = "unix:" + addr
+		}
+		return &route{web: web, module: "fastcgi", pass: "fastcgi_pass " + pass + " (/etc/nginx/sites-enabled/default:60)", passArg: pass,
+			targets: []target{{network, addr, ""}}, readTimeout: 60 * time.Second, readTimeoutName: "fastcgi_read_timeout"}
+	}
+	unixRoute, tcpRoute := fcgi("unix", sock), fcgi("tcp", "127.0.0.1:9000")
+	type cf struct{ Cause, Fix string }
+	tests := []struct {
+		name    string
+		systemd bool
+		rt      *route
+		fpms    []*fpmInstance
+		units   map[string]string
+		kind    probeKind
+		want    cf
+	}{
+		{"no systemd: today's wording", false, unixRoute, fpmAt(sock, false), map[string]string{"php8.2-fpm.service": showOOM}, probeNoSocket, cf{
+			"php-fpm is not running: " + sock + " does not exist (pool www in " + pool + " listens there)",
+			"service php8.2-fpm start"}},
+		{"unit active (running): today's wording", true, unixRoute, fpmAt(sock, false), map[string]string{"php8.2-fpm.service": showRunning}, probeNoSocket, cf{
+			"php-fpm is not running: " + sock + " does not exist (pool www in " + pool + " listens there)",
+			"systemctl start php8.2-fpm"}},
+		{"socket removed under a running unit: today's wording", true, unixRoute, fpmAt(sock, true), map[string]string{"php8.2-fpm.service": showRunning}, probeNoSocket, cf{
+			sock + " does not exist although php-fpm (pid 4321) runs pool www for it: the socket file was removed",
+			"systemctl restart php8.2-fpm"}},
+		{"hung under a running unit: today's wording", true, unixRoute, fpmAt(sock, true), map[string]string{"php8.2-fpm.service": showRunning}, probeNoAnswer, cf{
+			"php-fpm pool www at " + sock + " runs (it accepts connections) but did not answer a trivial request within 2s: all 5 children (pm.max_children) are busy or hung",
+			"find what the busy children wait for: set request_slowlog_timeout = 5s and slowlog = /var/log/php-fpm-www.slow.log in pool www (" + pool + ") and reload php-fpm: the slow log then has a stack trace of every request running over 5s; if every worker is stuck, `systemctl restart php8.2-fpm` frees them now; raise pm.max_children in " + pool + " only if memory allows, and fastcgi_read_timeout / request_terminate_timeout only if the work is legitimately long"}},
+		{"socket missing, unit OOM-killed", true, unixRoute, fpmAt(sock, false), map[string]string{"php8.2-fpm.service": showOOM}, probeNoSocket, cf{
+			"php-fpm is not running: php8.2-fpm.service failed at 20:41:07 (the kernel's OOM killer ended it); " + sock + " does not exist (pool www in " + pool + " listens there)",
+			"systemctl restart php8.2-fpm; then, before it happens again: lower pm.max_children or memory_limit, or add memory"}},
+		{"stale socket, unit killed by SIGKILL", true, unixRoute, fpmAt(sock, false), map[string]string{"php8.2-fpm.service": with(showOOM, "Result", "signal", "ExecMainStatus", "9")}, probeStale, cf{
+			"php-fpm is not running: php8.2-fpm.service failed at 20:41:07 (it was killed by SIGKILL); nothing accepts on " + sock + " (connection refused; the socket file is left over)",
+			"systemctl restart php8.2-fpm (`journalctl -u php8.2-fpm -n 50` shows why it failed)"}},
+		{"TCP pool refused, unit disabled", true, tcpRoute, fpmAt("127.0.0.1:9000", false), map[string]string{"php8.2-fpm.service": showDisabled}, probeRefused, cf{
+			"php-fpm is not running: php8.2-fpm.service is stopped and disabled (it does not start at boot); nothing listens on 127.0.0.1:9000 (connection refused)",
+			"systemctl enable --now php8.2-fpm"}},
+		{"TCP pool refused, restarting over and over", true, tcpRoute, fpmAt("127.0.0.1:9000", false), map[string]string{"php8.2-fpm.service": showLoop}, probeRefused, cf{
+			"php-fpm is not running: php8.2-fpm.service is restarting over and over (7 restarts; the last time it exited with status 78, a configuration error); nothing listens on 127.0.0.1:9000 (connection refused)",
+			"`journalctl -u php8.2-fpm -n 50` shows why it keeps failing (`php-fpm8.2 -t` checks the configuration); fix that — systemd keeps restarting it, but a restart alone will not hold"}},
+		{"package removed, its configuration left; php8.3-fpm installed", true, unixRoute, fpmAt(sock, false, "8.3"),
+			map[string]string{"php8.2-fpm.service": showNotFound, "php8.3-fpm.service": with(showRunning, "Id", "php8.3-fpm.service")}, probeNoSocket, cf{
+				"php-fpm is not running: there is no unit php8.2-fpm.service on this host (the name is a guess from the path of " + conf + "); " + sock + " does not exist (pool www in " + pool + " listens there)",
+				"the units that exist are php8.3-fpm: start the one that should serve this (`systemctl start php8.3-fpm`) and point the web server at its socket, or install php8.2-fpm"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Analyzer{opts: Options{Timeout: 2 * time.Second, Since: DefaultSince, CloudflareReadTimeout: DefaultCloudflareReadTimeout},
+				now: sdNow, fpms: tt.fpms, systemd: tt.systemd, probes: map[string]*probeOnce{}, units: map[string]*unitState{}}
+			for u, fx := range tt.units {
+				a.units[u] = mustShow(fx)
+			}
+			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind})
+			if diff := cmp.Diff(tt.want, cf{v.cause, v.fix}); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			checkFixFitsCause(t, v.cause, v.fix)
+		})
+	}
+}
