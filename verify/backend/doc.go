@@ -4,6 +4,11 @@
 // its backend (fastcgi_pass, proxy_pass, upstream{}, Apache ProxyPass,
 // SetHandler proxy:…), probes that backend the way the web server would, and
 // reads the recent error logs, kernel log and host pressure for evidence.
+// When systemd is the service manager (/run/systemd/system exists) it also
+// reads the state of the web server's and backends' units with `systemctl
+// show` (failed and why, restarting over and over, disabled, masked, not
+// installed), so a cause says what happened and the fix names the real
+// unit; without systemd nothing is asked and fixes say `service X start`.
 //
 // A path whose backend is the culprit comes back as a failing
 // report.Outcome with Stage upstream; a passing path collects warnings

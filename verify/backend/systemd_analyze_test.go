@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -206,21 +207,25 @@ func TestDiscoverWebUnits(t *testing.T) {
 		systemd bool
 		units   map[string]string
 		want    []brief
+		err     error
 	}{
-		{"no systemd", false, nil, []brief{noWeb}},
-		{"nothing installed", true, nil, []brief{noWeb}},
+		{"no systemd", false, nil, []brief{noWeb}, nil},
+		{"systemctl fails: said once", true, nil, []brief{noWeb, {report.SeverityInfo,
+			"could not ask systemd for the state of the web server's and backends' units (systemctl show: Failed to connect to bus: Connection refused): fixes name units without knowing whether they failed"}},
+			errors.New("systemctl show: Failed to connect to bus: Connection refused")},
+		{"nothing installed", true, nil, []brief{noWeb}, nil},
 		{"nginx stopped, apache2 stopped", true, map[string]string{
 			"nginx.service":   with(showDisabled, "Id", "nginx.service"),
 			"apache2.service": with(showDisabled, "Id", "apache2.service", "UnitFileState", "enabled"),
-		}, []brief{noWeb}},
+		}, []brief{noWeb}, nil},
 		{"nginx failed", true, map[string]string{"nginx.service": with(showNginxFailed, "StateChangeTimestamp", stamp)}, []brief{noWeb, {report.SeverityError,
-			"the web server is not running: nginx.service failed at " + clock + " (it exited with status 1); Cloudflare gets refused connections (521) for every site on this host"}}},
+			"the web server is not running: nginx.service failed at " + clock + " (it exited with status 1); Cloudflare gets refused connections (521) for every site on this host"}}, nil},
 		{"apache2 restarting over and over", true, map[string]string{"apache2.service": with(showLoop, "Id", "apache2.service", "ExecMainStatus", "1", "NRestarts", "12")}, []brief{noWeb, {report.SeverityError,
-			"the web server is not running: apache2.service is restarting over and over (12 restarts; the last time it exited with status 1); Cloudflare gets refused connections (521) for every site on this host"}}},
+			"the web server is not running: apache2.service is restarting over and over (12 restarts; the last time it exited with status 1); Cloudflare gets refused connections (521) for every site on this host"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sd := &fakeSystemctl{t: t, units: tt.units, forbid: !tt.systemd}
+			sd := &fakeSystemctl{t: t, units: tt.units, forbid: !tt.systemd, err: tt.err}
 			sys := system{
 				readKernel:  func(context.Context, time.Time) ([]logs.Entry, string, error) { return nil, "", nil },
 				fpmConfGlob: filepath.Join(t.TempDir(), "*.conf"),
