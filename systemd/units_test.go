@@ -107,6 +107,10 @@ func TestUnitsHardened(t *testing.T) {
 	if !strings.Contains(strings.Join(r["After"], " "), "nftables.service") || !strings.Contains(strings.Join(r["Before"], " "), "network-pre.target") {
 		t.Errorf("cfguard-restore.service must run after nftables.service and before network-pre.target: After=%q Before=%q", r["After"], r["Before"])
 	}
+	// `systemctl restart/reload nftables` flushes the ruleset: restore must follow it.
+	if strings.Join(r["PartOf"], " ") != "nftables.service" || strings.Join(r["ReloadPropagatedFrom"], " ") != "nftables.service" || len(r["ExecReload"]) != 1 {
+		t.Errorf("cfguard-restore.service must be PartOf= and ReloadPropagatedFrom=nftables.service with an ExecReload: %q %q %q", r["PartOf"], r["ReloadPropagatedFrom"], r["ExecReload"])
+	}
 	s := directives(t, "cfguard-sync.service")
 	if !strings.HasPrefix(strings.Join(s["LoadCredential"], ""), "cloudflare-api-token:") {
 		t.Errorf("cfguard-sync.service: the token must come through LoadCredential=cloudflare-api-token:…, got %q", s["LoadCredential"])
