@@ -382,10 +382,18 @@ func ctStates(d []byte) string {
 		return fmt.Sprintf("0x%x", d)
 	}
 	v := binary.NativeEndian.Uint32(d)
-	names := []struct {
-		bit  uint32
-		name string
-	}{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {64, "untracked"}}
+	return bitNames(v, []bitName{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {64, "untracked"}})
+}
+
+// bitName names one bit of a flag word.
+type bitName struct {
+	bit  uint32
+	name string
+}
+
+// bitNames writes the set bits of v by name, comma-separated as nft prints
+// ct state; bits without a name are written in hex.
+func bitNames(v uint32, names []bitName) string {
 	var out []string
 	for _, n := range names {
 		if v&n.bit != 0 {

@@ -337,30 +337,11 @@ func conntrackText(flags, inv, state uint16) string {
 // stateNames names XT_CONNTRACK_STATE_* / XT_STATE_* bits (the same up
 // to new; untracked differs), as nft prints ct state.
 func stateNames(v, untracked uint32) string {
-	names := []struct {
-		bit  uint32
-		name string
-	}{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {untracked, "untracked"}}
+	names := []bitName{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {untracked, "untracked"}}
 	if untracked == xtCtStateUntracked {
-		names = append(names, struct {
-			bit  uint32
-			name string
-		}{xtCtStateSNAT, "snat"}, struct {
-			bit  uint32
-			name string
-		}{xtCtStateDNAT, "dnat"})
+		names = append(names, bitName{xtCtStateSNAT, "snat"}, bitName{xtCtStateDNAT, "dnat"})
 	}
-	var out []string
-	for _, n := range names {
-		if v&n.bit != 0 {
-			out = append(out, n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 || len(out) == 0 {
-		out = append(out, fmt.Sprintf("0x%x", v))
-	}
-	return strings.Join(out, ",")
+	return bitNames(v, names)
 }
 
 // multiport is xt_multiport_v1.
