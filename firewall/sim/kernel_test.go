@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -218,46 +217,7 @@ func TestAgainstKernel(t *testing.T) {
 				t.Errorf("unexpected warnings: %q", w)
 			}
 
-			reals := make([]Verdict, len(tc.probes))
-			var wg sync.WaitGroup
-			for i, p := range tc.probes {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					reals[i] = dial(t, client, netip.MustParseAddr(p.src), p.port)
-				}()
-			}
-			wg.Wait()
-
-			for i, p := range tc.probes {
-				src := netip.MustParseAddr(p.src)
-				got := rs.Check(src, dstFor(src), p.port)
-				wantReal := p.want
-				if p.want == CannotTell {
-					wantReal = p.real
-				}
-				name := fmt.Sprintf("%s → :%d", p.src, p.port)
-				if got.Verdict != p.want {
-					t.Errorf("%s: simulator says %v (%+v), want %v", name, got.Verdict, got, p.want)
-				}
-				if reals[i] != wantReal {
-					t.Errorf("%s: the kernel did %v, want %v", name, reals[i], wantReal)
-				}
-				if p.want != CannotTell && got.Verdict != reals[i] {
-					t.Errorf("%s: simulator (%v) and kernel (%v) disagree", name, got.Verdict, reals[i])
-				}
-				if p.rule != "" && got.Rule != p.rule {
-					t.Errorf("%s: deciding rule %q, want %q", name, got.Rule, p.rule)
-				}
-				if p.reason != "" && !strings.Contains(got.Reason, p.reason) {
-					t.Errorf("%s: reason %q does not mention %q", name, got.Reason, p.reason)
-				}
-				if got.Verdict != Accept && got.Table == "" {
-					t.Errorf("%s: %v names no table: %+v", name, got.Verdict, got)
-				}
-				t.Logf("%-24s sim=%-11v kernel=%-6v %s %s/%s #%d %q %s", name, got.Verdict, reals[i],
-					got.Family, got.Table, got.Chain, got.Handle, got.Rule, got.Reason)
-			}
+			checkProbes(t, rs, client, tc.probes)
 
 			for _, pp := range tc.prefixes {
 				pfx := netip.MustParsePrefix(pp.prefix)
