@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/cfguard/cfguard/verify"
 	"github.com/cfguard/cfguard/verify/report"
@@ -51,7 +53,7 @@ func verifyCommand(g *globals) *cli.Command {
 			if cmd.Bool("json") {
 				err = report.WriteJSON(g.stdout, rep)
 			} else {
-				err = report.WriteText(g.stdout, rep, colorOutput(g))
+				err = report.WriteText(g.stdout, rep, colorOutput(g.stdout, os.Getenv))
 			}
 			if err != nil {
 				return err
@@ -127,11 +129,17 @@ func splitList(vals []string) []string {
 	return out
 }
 
-// colorOutput: colour only on a terminal, and never with NO_COLOR set.
-func colorOutput(g *globals) bool {
-	if g.stdout != os.Stdout || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+// colorOutput: colour only when w is a terminal, and never with NO_COLOR
+// set or TERM=dumb.
+func colorOutput(w io.Writer, getenv func(string) string) bool {
+	if getenv("NO_COLOR") != "" || getenv("TERM") == "dumb" {
 		return false
 	}
-	fi, err := os.Stdout.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	// A terminal answers TCGETS; a pipe, a file or /dev/null does not.
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
