@@ -35,7 +35,7 @@ bench: build
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
-	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service; do \
+	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service cfguard-watch.service; do \
 		sed 's#@BINDIR@#$(BINDIR)#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	[ -e $(DESTDIR)/etc/default/cfguard ] || install -D -m 0644 systemd/cfguard.default $(DESTDIR)/etc/default/cfguard
@@ -44,7 +44,7 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfguard
-	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service)
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service cfguard-watch.service)
 
 clean:
 	rm -rf bin

@@ -22,9 +22,10 @@ func (w *Watcher) checkGuard(ctx context.Context, now time.Time) (restored bool)
 	vanished := !st.Present || st.Hooked && st.IPv4+st.IPv6 == 0
 	if vanished && w.guardSeen && now.Sub(w.restoreAt) >= w.cfg.RetryEvery {
 		w.restoreAt = now
-		w.s.Alive()
 		rctx, cancel := context.WithTimeout(ctx, GuardTimeout)
-		res, err := w.s.Guard.Restore(rctx)
+		var res guard.Result
+		var err error
+		w.alive(func() { res, err = w.s.Guard.Restore(rctx) })
 		cancel()
 		w.m.GuardRestored(err)
 		if err != nil {

@@ -58,10 +58,11 @@ func (w *Watcher) discover(ctx context.Context, now time.Time) {
 	if w.s.Discover == nil || (w.backs != nil && now.Sub(w.lastDisc) < w.cfg.FullEvery) {
 		return
 	}
-	w.s.Alive()
 	dctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
 	defer cancel()
-	b, err := w.s.Discover(dctx)
+	var b Backends
+	var err error
+	w.alive(func() { b, err = w.s.Discover(dctx) })
 	w.lastDisc = now
 	if err != nil {
 		if msg := err.Error(); msg != w.discErr {
@@ -325,10 +326,12 @@ func (w *Watcher) ask(ctx context.Context, now time.Time, asked map[string]bool,
 		}
 	}
 	w.lastAsked[unit] = now
-	w.s.Alive()
 	rctx, cancel := context.WithTimeout(ctx, RecoverTimeout)
 	defer cancel()
-	a := w.s.Recoverer.Recover(rctx, recovery.Request{Unit: unit, Reason: reason, Evidence: evidence, ConfigTest: test})
+	var a recovery.Action
+	w.alive(func() {
+		a = w.s.Recoverer.Recover(rctx, recovery.Request{Unit: unit, Reason: reason, Evidence: evidence, ConfigTest: test})
+	})
 	w.m.Action(a)
 	w.logAction(a)
 	return a, true

@@ -193,6 +193,27 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 	}
 }
 
+// alive runs fn, telling the watchdog every Interval that the watch
+// lives while fn runs (a discovery, a restart job, a restore).
+func (w *Watcher) alive(fn func()) {
+	w.s.Alive()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				w.s.Alive()
+			}
+		}
+	}()
+	defer close(done)
+	fn()
+}
+
 func (w *Watcher) stop() {
 	if w.follow != nil {
 		w.follow.Close()

@@ -254,3 +254,41 @@ func TestRunNotifies(t *testing.T) {
 		t.Errorf("notifications (-want +got)\n%s", diff)
 	}
 }
+
+// slowRecoverer holds Recover until the watchdog has been told three times
+// that the watch lives (bounded).
+type slowRecoverer struct {
+	fakeRecoverer
+	pings chan struct{}
+	saw   int
+}
+
+func (r *slowRecoverer) Recover(ctx context.Context, req recovery.Request) recovery.Action {
+	deadline := time.After(30 * time.Second)
+	for r.saw < 3 {
+		select {
+		case <-r.pings:
+			r.saw++
+		case <-deadline:
+			return recovery.Action{Request: req, Err: errTest}
+		}
+	}
+	return recovery.Action{Request: req, Restarted: true, JobResult: "done"}
+}
+
+func TestWatchdogFedDuringRecovery(t *testing.T) {
+	r := newRig(t, Config{Recover: true, Interval: time.Millisecond})
+	slow := &slowRecoverer{pings: make(chan struct{}, 100)}
+	r.w.s.Recoverer = slow
+	r.w.s.Alive = func() {
+		select {
+		case slow.pings <- struct{}{}:
+		default:
+		}
+	}
+	r.bk.set(fpmBackend.Target, down)
+	rs := r.rounds(2)
+	if len(rs[1].Actions) != 1 || rs[1].Actions[0].Err != nil {
+		t.Fatalf("actions = %+v: the watchdog was not fed while the restart job ran", rs[1].Actions)
+	}
+}
