@@ -96,6 +96,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 	for _, c := range extraCommands {
 		app.Commands = append(app.Commands, c(g))
 	}
+	addMetricsFile(app, g)
 	markUsageErrors(app)
 	return app
 }

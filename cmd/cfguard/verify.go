@@ -47,6 +47,7 @@ func verifyCommand(g *globals) *cli.Command {
 				return err
 			}
 			rep, err := verify.Run(ctx, cfg, g.logger)
+			noteReport(ctx, rep)
 			if err != nil {
 				return cannotRun(err)
 			}
