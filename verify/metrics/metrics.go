@@ -8,6 +8,8 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -61,6 +63,8 @@ type Metrics struct {
 
 	checkDuration *prometheus.GaugeVec
 	lastCheck     *prometheus.GaugeVec
+
+	all []prometheus.Collector
 }
 
 var pathLabels = []string{"zone", "hostname", "origin", "port", "scheme"}
@@ -111,13 +115,31 @@ func New() *Metrics {
 		checkDuration: g("check_duration_seconds", "How long the last run of each check took.", "check"),
 		lastCheck:     g("watch_last_check_timestamp_seconds", "When the watch last finished a round of checks."),
 	}
-	m.reg.MustRegister(m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
+	m.all = []prometheus.Collector{m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
 		m.syncSuccess, m.syncTimestamp,
 		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing,
 		m.backendUp, m.backendHung, m.backendProbe, m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren, m.listenerUp,
-		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck)
+		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck}
+	m.reg.MustRegister(m.all...)
 	return m
 }
+
+// Names lists the name of every metric cfguard can expose, sorted.
+func Names() []string {
+	var out []string
+	for _, c := range New().all {
+		ch := make(chan *prometheus.Desc, 1)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			out = append(out, descName.FindStringSubmatch(d.String())[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// descName is the fqName in a Desc's String() (the library has no getter).
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // Registry is the registry, for tests and for serving.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

@@ -194,3 +194,20 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("WriteFile into a missing directory: %v", err)
 	}
 }
+
+// TestNames is the list the README documents.
+func TestNames(t *testing.T) {
+	want := []string{
+		"cfguard_backend_hung_probes", "cfguard_backend_probe_duration_seconds", "cfguard_backend_up",
+		"cfguard_check_duration_seconds", "cfguard_fpm_active_processes", "cfguard_fpm_idle_processes",
+		"cfguard_fpm_listen_queue", "cfguard_fpm_max_children_reached", "cfguard_guard_last_sync_timestamp_seconds",
+		"cfguard_guard_protected", "cfguard_guard_ranges", "cfguard_guard_restores_total", "cfguard_guard_table_present",
+		"cfguard_listener_up", "cfguard_log_events_total", "cfguard_oom_kills_total", "cfguard_path_predicted_status",
+		"cfguard_path_stage_info", "cfguard_path_up", "cfguard_paths_failing", "cfguard_recoveries_failed_total",
+		"cfguard_recoveries_refused_total", "cfguard_recoveries_total", "cfguard_sync_success", "cfguard_sync_timestamp_seconds",
+		"cfguard_verify_success", "cfguard_verify_timestamp_seconds", "cfguard_watch_last_check_timestamp_seconds",
+	}
+	if diff := cmp.Diff(want, Names()); diff != "" {
+		t.Errorf("metric names (-want +got)\n%s", diff)
+	}
+}
