@@ -59,6 +59,9 @@ type Config struct {
 	// NginxConfig, ApacheConfig override the discovery of the web server's
 	// configuration.
 	NginxConfig, ApacheConfig string
+	// FPMConfigs are php-fpm.conf files to read besides those of the running
+	// masters and Debian's /etc/php/*/fpm/php-fpm.conf.
+	FPMConfigs []string
 	// Concurrency bounds the probes in flight (default 32).
 	Concurrency int
 	// Cloudflare are Cloudflare's ranges (fresh, the sync cache, or built in).
