@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -234,10 +235,32 @@ func (g *globals) guard() guard.Config {
 	}
 }
 
+// jsonSchemaVersion is the version of the JSON every command prints
+// (docs/json.md lists the fields). It changes only when a field is removed,
+// renamed or changes meaning; new fields may appear without a change.
+const jsonSchemaVersion = 1
+
+// printJSON prints v, a struct, as an indented JSON object whose first field
+// is "schema_version".
 func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("internal error: JSON output is not an object")
+	}
+	head := fmt.Sprintf(`{"schema_version":%d`, jsonSchemaVersion)
+	if len(b) > 2 {
+		head += ","
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, append([]byte(head), b[1:]...), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = g.stdout.Write(out.Bytes())
+	return err
 }
 
 func (g *globals) warn(msg string) {
