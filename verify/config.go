@@ -68,6 +68,9 @@ type Config struct {
 	Cloudflare []netip.Prefix
 	// NoBackend skips the analysis behind the web server.
 	NoBackend bool
+	// Progress, when set, is called after each path is walked with the
+	// number done and the total; calls never overlap.
+	Progress func(done, total int)
 }
 
 // Error is returned by Run when verify could not run at all (the token is

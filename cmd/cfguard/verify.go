@@ -47,7 +47,15 @@ func verifyCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
+			var progress *progressLine
+			if !cmd.Bool("json") && g.quiet == nil && colorOutput(g.stderr, os.Getenv) {
+				progress = &progressLine{w: g.stderr, now: time.Now}
+				cfg.Progress = progress.update
+			}
 			rep, err := verify.Run(ctx, cfg, g.logger)
+			if progress != nil {
+				progress.clear()
+			}
 			if err != nil {
 				return cannotRun(err)
 			}
