@@ -37,7 +37,7 @@ func realDeps(ctx context.Context, cfg Config, logger *slog.Logger) (deps, []rep
 	if !cfg.NoBackend {
 		d.discoverUpstream = func(ctx context.Context, readTimeout time.Duration) (upstream, []report.Finding, error) {
 			a, fs, err := backend.Discover(ctx, backend.Options{
-				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig,
+				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig, FPMConfigs: cfg.FPMConfigs,
 				Since: cfg.Since, Timeout: cfg.Timeout, CloudflareReadTimeout: readTimeout,
 			})
 			if err != nil || a == nil {

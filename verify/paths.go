@@ -94,6 +94,8 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 	out := make([]report.Path, len(jobs))
 	sem := make(chan struct{}, r.cfg.concurrency())
 	var wg sync.WaitGroup
+	var pmu sync.Mutex
+	done := 0
 	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
@@ -105,6 +107,12 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 			}
 			defer func() { <-sem }()
 			out[i] = r.walk(ctx, j)
+			if r.cfg.Progress != nil {
+				pmu.Lock()
+				done++
+				r.cfg.Progress(done, len(jobs))
+				pmu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()

@@ -442,3 +442,29 @@ func TestCannotRun(t *testing.T) {
 		})
 	}
 }
+
+func TestProgress(t *testing.T) {
+	var recs []cloudflare.Record
+	for i := range 50 {
+		recs = append(recs, a(fmt.Sprintf("h%03d.example.com", i), "192.0.2.1"))
+	}
+	f := newFixture(zoneWith("example.com", strictSettings(), recs...))
+	var calls, last, lastTotal int
+	inCall := false
+	f.cfg.Progress = func(done, total int) {
+		if inCall {
+			t.Error("Progress calls overlap")
+		}
+		inCall = true
+		defer func() { inCall = false }()
+		calls++
+		if done != last+1 {
+			t.Errorf("done went from %d to %d", last, done)
+		}
+		last, lastTotal = done, total
+	}
+	rep := f.run(t)
+	if calls != rep.Summary.Paths || last != rep.Summary.Paths || lastTotal != rep.Summary.Paths {
+		t.Errorf("%d calls, last %d/%d; want %d calls ending at %d/%d", calls, last, lastTotal, rep.Summary.Paths, rep.Summary.Paths, rep.Summary.Paths)
+	}
+}

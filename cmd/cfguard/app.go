@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,9 +45,19 @@ type globals struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	logger    *slog.Logger
+
+	quiet      *quietOutput // --quiet: stdout held back, printed only on failure
+	realStdout io.Writer
 }
 
 func newApp(stdout, stderr io.Writer) *cli.Command {
+	app, _ := newAppGlobals(stdout, stderr)
+	return app
+}
+
+// newAppGlobals is newApp that also returns the settings the commands share
+// (main needs them to finish --quiet).
+func newAppGlobals(stdout, stderr io.Writer) (*cli.Command, *globals) {
 	g := &globals{stdout: stdout, stderr: stderr}
 	app := &cli.Command{
 		Name:  "cfguard",
@@ -73,6 +84,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "TCP ports only Cloudflare may reach, comma-separated"},
 			&cli.StringFlag{Name: "table", Value: defaultTable, Sources: cli.EnvVars("CFGUARD_TABLE"), Usage: "name of cfguard's own table (family inet)", Destination: &g.table},
 			&cli.BoolFlag{Name: "debug", Sources: cli.EnvVars("CFGUARD_DEBUG"), Usage: "log what cfguard does to stderr", Destination: &g.debug},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: cli.EnvVars("CFGUARD_QUIET"), Usage: "print nothing when the command succeeds (for cron); on failure, everything"},
 		},
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
 			return ctx, g.parse(cmd)
@@ -98,7 +110,8 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 	}
 	addMetricsFile(app, g)
 	markUsageErrors(app)
-	return app
+	requireNetAdmin(app)
+	return app, g
 }
 
 // extraCommands lets a command live in its own file and register itself
@@ -123,6 +136,10 @@ func (g *globals) parse(cmd *cli.Command) error {
 		level = slog.LevelDebug
 	}
 	g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	if cmd.Bool("quiet") && g.quiet == nil {
+		g.quiet, g.realStdout = &quietOutput{}, g.stdout
+		g.stdout = g.quiet
+	}
 	if !tableName.MatchString(g.table) {
 		return usageErr(fmt.Errorf("--table %q: use letters, digits, _ and - (at most 64, starting with a letter)", g.table))
 	}
@@ -235,10 +252,32 @@ func (g *globals) guard() guard.Config {
 	}
 }
 
+// jsonSchemaVersion is the version of the JSON every command prints
+// (docs/json.md lists the fields). It changes only when a field is removed,
+// renamed or changes meaning; new fields may appear without a change.
+const jsonSchemaVersion = 1
+
+// printJSON prints v, a struct, as an indented JSON object whose first field
+// is "schema_version".
 func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("internal error: JSON output is not an object")
+	}
+	head := fmt.Sprintf(`{"schema_version":%d`, jsonSchemaVersion)
+	if len(b) > 2 {
+		head += ","
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, append([]byte(head), b[1:]...), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = g.stdout.Write(out.Bytes())
+	return err
 }
 
 func (g *globals) warn(msg string) {

@@ -14,7 +14,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newApp(os.Stdout, os.Stderr).Run(ctx, os.Args)
+	app, g := newAppGlobals(os.Stdout, os.Stderr)
+	err := app.Run(ctx, os.Args)
+	finishQuiet(g, err)
 	if err != nil && err.Error() != "" {
 		fmt.Fprintln(os.Stderr, "cfguard: "+oneLine(err.Error()))
 	}

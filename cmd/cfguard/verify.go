@@ -38,6 +38,7 @@ func verifyCommand(g *globals) *cli.Command {
 			&cli.DurationFlag{Name: "since", Value: defaultSince, Usage: "how far back to read the web server's and the kernel's logs"},
 			&cli.StringFlag{Name: "nginx-config", Usage: "nginx's main configuration file (default: that of the running nginx)"},
 			&cli.StringFlag{Name: "apache-config", Usage: "Apache's main configuration file (default: that of the running httpd)"},
+			&cli.StringSliceFlag{Name: "fpm-config", Usage: "a php-fpm.conf to read besides the running pools' and /etc/php/*/fpm's (repeatable)"},
 			&cli.IntFlag{Name: "concurrency", Value: verify.DefaultConcurrency, Usage: "probes at once"},
 			jsonFlag(),
 		},
@@ -46,8 +47,16 @@ func verifyCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
+			var progress *progressLine
+			if !cmd.Bool("json") && g.quiet == nil && colorOutput(g.stderr, os.Getenv) {
+				progress = &progressLine{w: g.stderr, now: time.Now}
+				cfg.Progress = progress.update
+			}
 			rep, err := verify.Run(ctx, cfg, g.logger)
 			noteReport(ctx, rep)
+			if progress != nil {
+				progress.clear()
+			}
 			if err != nil {
 				return cannotRun(err)
 			}
@@ -84,6 +93,7 @@ func (g *globals) verifyConfig(ctx context.Context, cmd *cli.Command) (verify.Co
 		Since:        cmd.Duration("since"),
 		NginxConfig:  cmd.String("nginx-config"),
 		ApacheConfig: cmd.String("apache-config"),
+		FPMConfigs:   cmd.StringSlice("fpm-config"),
 		Concurrency:  int(cmd.Int("concurrency")),
 	}
 	if cfg.SSLMode != "" && !verify.ValidSSLMode(cfg.SSLMode) {

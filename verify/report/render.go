@@ -9,11 +9,15 @@ import (
 	"strings"
 )
 
+// SchemaVersion is the version of the JSON contract of a report. It changes
+// only when a field is removed, renamed or changes meaning.
+const SchemaVersion = 1
+
 // WriteJSON writes the report as the stable JSON contract:
 // {"paths": [...], "findings": [...], "summary": {...}}, indented, with empty
 // lists as [] (never null).
 func WriteJSON(w io.Writer, r *Report) error {
-	out := Report{Paths: []Path{}, Findings: []Finding{}, Summary: r.Summary}
+	out := Report{SchemaVersion: SchemaVersion, Paths: []Path{}, Findings: []Finding{}, Summary: r.Summary}
 	for _, p := range r.Paths {
 		if p.Evidence == nil {
 			p.Evidence = []string{}

@@ -81,7 +81,10 @@ type Summary struct {
 
 // Report is the whole result of a verify run.
 type Report struct {
-	Paths    []Path    `json:"paths"`
-	Findings []Finding `json:"findings"`
-	Summary  Summary   `json:"summary"`
+	// SchemaVersion is the version of this JSON contract (docs/json.md);
+	// WriteJSON sets it.
+	SchemaVersion int       `json:"schema_version"`
+	Paths         []Path    `json:"paths"`
+	Findings      []Finding `json:"findings"`
+	Summary       Summary   `json:"summary"`
 }
