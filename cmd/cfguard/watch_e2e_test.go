@@ -41,11 +41,13 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 type watchSite struct {
-	t    *testing.T
-	ns   *nstest.NS
-	dir  string
-	fpm  *exec.Cmd
-	sock string
+	t         *testing.T
+	ns        *nstest.NS
+	dir       string
+	fpm       *exec.Cmd
+	sock      string
+	nginxConf string
+	state     string
 }
 
 func (s *watchSite) write(rel, text string) string {
@@ -132,14 +134,16 @@ func (s *watchSite) waitMetric(name string, labels map[string]string, want float
 	}
 }
 
-func TestWatchSeesFPMDieAndComeBack(t *testing.T) {
-	nstest.RequireRoot(t, "nginx", "php-fpm8.2", "nft")
+// newWatchSite starts php-fpm (pm = static, children) with index.php and
+// nginx passing to it on 127.0.0.1:8080, in a namespace of its own.
+func newWatchSite(t *testing.T, children int, php string) *watchSite {
+	nstest.RequireRoot(t, "nginx", "php-fpm8.2", "nft", "curl")
 	s := &watchSite{t: t, ns: nstest.New(t), dir: t.TempDir()}
 	for _, d := range []string{filepath.Dir(s.dir), s.dir} {
 		os.Chmod(d, 0o755) // the www-data workers reach the sockets
 	}
 	s.sock = filepath.Join(s.dir, "php.sock")
-	s.write("www/index.php", "<?php echo 'ok';\n")
+	s.write("www/index.php", php)
 	s.write("php-fpm.conf", fmt.Sprintf(`[global]
 pid = %[1]s/fpm.pid
 error_log = %[1]s/fpm.log
@@ -151,11 +155,11 @@ listen = %[2]s
 listen.owner = www-data
 listen.group = www-data
 pm = static
-pm.max_children = 2
+pm.max_children = %[3]d
 ping.path = /ping
 pm.status_path = /status
-`, s.dir, s.sock))
-	nginxConf := s.write("nginx.conf", fmt.Sprintf(`user www-data;
+`, s.dir, s.sock, children))
+	s.nginxConf = s.write("nginx.conf", fmt.Sprintf(`user www-data;
 worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
@@ -183,27 +187,35 @@ http {
 }
 `, s.dir, s.sock))
 	s.startFPM()
-	s.ns.Start("nginx", "-c", nginxConf)
+	s.ns.Start("nginx", "-c", s.nginxConf)
+	s.state = t.TempDir()
+	return s
+}
 
+// startWatch runs `cfguard watch` in the namespace every 200ms; its log
+// goes to the returned buffer, and exited delivers its end.
+func (s *watchSite) startWatch(args ...string) (w *exec.Cmd, log *lockedBuf, exited chan error) {
+	log = &lockedBuf{}
+	w = s.ns.Command(context.Background(), cfguardBin, append([]string{"--state-dir", s.state, "watch", "--interval", "200ms",
+		"--nginx-config", s.nginxConf, "--kernel-log", "off"}, args...)...)
+	w.Stdout, w.Stderr = log, log
+	w.Env = append(os.Environ(), "NOTIFY_SOCKET=", "CFGUARD_RECOVER=") // no systemd here
+	if err := w.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- w.Wait() }()
+	s.t.Cleanup(func() { w.Process.Kill(); <-exited })
+	return w, log, exited
+}
+
+func TestWatchSeesFPMDieAndComeBack(t *testing.T) {
+	s := newWatchSite(t, 2, "<?php echo 'ok';\n")
 	// The guard, from the built-in list, so that a flush has something to take.
-	state := t.TempDir()
-	if out, err := s.ns.Try(cfguardBin, "--state-dir", state, "restore"); err != nil {
+	if out, err := s.ns.Try(cfguardBin, "--state-dir", s.state, "restore"); err != nil {
 		t.Fatalf("cfguard restore: %v\n%s", err, out)
 	}
-
-	log := &lockedBuf{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := s.ns.Command(ctx, cfguardBin, "--state-dir", state, "watch", "--interval", "200ms",
-		"--nginx-config", nginxConf, "--kernel-log", "off")
-	w.Stdout, w.Stderr = log, log
-	w.Env = append(os.Environ(), "NOTIFY_SOCKET=") // no systemd here
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- w.Wait() }()
-	t.Cleanup(func() { w.Process.Kill(); <-exited })
+	w, log, exited := s.startWatch()
 
 	labels := map[string]string{"backend": "unix:" + s.sock}
 	s.waitMetric("cfguard_backend_up", labels, 1, log)
@@ -228,7 +240,7 @@ http {
 	w.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
-		exited <- err
+		exited <- err // for the cleanup
 		if err != nil {
 			t.Errorf("watch exited with %v after SIGTERM\n%s", err, log)
 		}
@@ -241,5 +253,33 @@ http {
 		if !strings.Contains(out, want) {
 			t.Errorf("the watch log lacks %q", want)
 		}
+	}
+}
+
+// TestWatchSeesHungPool: the only child of the pool is busy with a slow
+// page; the watch's probes time out, and after --hung-after of them in a
+// row it calls the backend hung (and, with no systemd unit known here, says
+// it cannot bring it back).
+func TestWatchSeesHungPool(t *testing.T) {
+	s := newWatchSite(t, 1, "<?php sleep(60); echo 'slow';\n")
+	_, log, _ := s.startWatch("--probe-timeout", "300ms")
+	labels := map[string]string{"backend": "unix:" + s.sock}
+	s.waitMetric("cfguard_backend_up", labels, 1, log)
+	busy := s.ns.Start("curl", "-s", "-o", "/dev/null", "--max-time", "120", "-H", "Host: example.test", "http://127.0.0.1:8080/")
+	defer syscall.Kill(-busy.Process.Pid, syscall.SIGKILL)
+	s.waitMetric("cfguard_backend_up", labels, 0, log)
+	deadline := time.Now().Add(watchWait)
+	for {
+		v, _ := s.scrape("cfguard_backend_hung_probes", labels)
+		if v >= 3 && strings.Contains(log.String(), "it cannot be brought back") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hung probes = %v after %s\nwatch log:\n%s", v, watchWait, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := log.String(); !strings.Contains(out, "backend is hung") || !strings.Contains(out, "no answer within 300ms") {
+		t.Errorf("the watch log does not say the backend is hung:\n%s", out)
 	}
 }
