@@ -565,6 +565,7 @@ func TestWatchBackendsAndProbe(t *testing.T) {
 	waitFile(t, sock)
 	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock)), 8080)
 	var bs []Watched
+	var webs []Web
 	var a *Analyzer
 	err := s.ns.Do(func() error {
 		var err error
@@ -572,7 +573,7 @@ func TestWatchBackendsAndProbe(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		bs = a.Backends()
+		bs, webs = a.Backends(), a.Webs() // in the namespace: a web server elsewhere is not watched
 		return nil
 	})
 	if err != nil {
@@ -586,6 +587,9 @@ func TestWatchBackendsAndProbe(t *testing.T) {
 	if diff := cmp.Diff([]string{"nginx", "fastcgi", "unix:" + sock, "www", testHost}, got); diff != "" {
 		t.Errorf("backend (-want +got)\n%s", diff)
 	}
+	if a.Backends() != nil {
+		t.Errorf("from another network namespace, Backends = %+v, want none", a.Backends())
+	}
 	c := a.Probe(context.Background(), b)
 	if c.State != StateUp || c.Pool == nil || c.Pool.Total < 1 {
 		t.Fatalf("Probe of a running pool = %+v (pool %+v)", c, c.Pool)
@@ -593,7 +597,6 @@ func TestWatchBackendsAndProbe(t *testing.T) {
 	if len(a.LogFiles()) < 2 {
 		t.Errorf("LogFiles = %+v, want nginx's and php-fpm's", a.LogFiles())
 	}
-	webs := a.Webs()
 	if len(webs) != 1 || len(webs[0].Listens) == 0 || webs[0].Listens[0].String() != "127.0.0.1:8080" {
 		t.Errorf("Webs = %+v", webs)
 	}

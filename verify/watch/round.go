@@ -134,6 +134,11 @@ func (w *Watcher) checkListeners(ctx context.Context, r *Round) {
 			k := web.Kind + " " + addr.String()
 			w.m.SetListener(web.Kind, addr.String(), why == "")
 			_, wasDown := w.listenDown[k]
+			if why != "" {
+				w.listenRun[k]++
+			} else {
+				delete(w.listenRun, k)
+			}
 			switch {
 			case why != "" && !wasDown:
 				w.listenDown[k] = why
@@ -277,8 +282,9 @@ func (w *Watcher) recover(ctx context.Context, r *Round, now time.Time) {
 	}
 	for _, web := range w.backs.Webs() {
 		for _, addr := range web.Listens {
-			why, down := w.listenDown[web.Kind+" "+addr.String()]
-			if !down {
+			k := web.Kind + " " + addr.String()
+			why, down := w.listenDown[k]
+			if !down || w.listenRun[k] < w.cfg.DownAfter {
 				continue
 			}
 			a, ok := w.ask(ctx, now, asked, nil, web.Unit, recovery.ReasonDown,

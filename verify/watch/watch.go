@@ -131,6 +131,7 @@ type Watcher struct {
 	state      map[string]*backendState // by Watched key
 	lastAsked  map[string]time.Time     // unit → last Request
 	listenDown map[string]string        // "nginx 127.0.0.1:80" → why, while down
+	listenRun  map[string]int           // checks in a row it was down
 	guardSeen  bool                     // the table was present at some point
 	guardLast  string                   // the last guard problem logged
 	restoreAt  time.Time                // last restore attempt
@@ -166,7 +167,7 @@ func New(cfg Config, s Seams, m *metrics.Metrics, logger *slog.Logger) *Watcher 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{cfg: cfg, s: s, m: m, log: logger, state: map[string]*backendState{},
-		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, guardLast: "\x00"}
+		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, listenRun: map[string]int{}, guardLast: "\x00"}
 }
 
 // Run checks every Interval until ctx ends. notify gets "READY=1" after the
