@@ -187,6 +187,10 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 			return acc.finish(p)
 		}
 		if t.SSLMode == ModeStrict || t.SSLMode == ModeOriginPull {
+			if cs := tr.State; cs != nil && len(cs.PeerCertificates) > 0 {
+				na := cs.PeerCertificates[0].NotAfter.UTC()
+				p.CertificateNotAfter = &na
+			}
 			acc.add(r.d.probe.Certificate(t, tr.State, r.d.now()))
 			if acc.failed() {
 				return acc.finish(p)

@@ -44,6 +44,7 @@ type Metrics struct {
 	pathStatus      *prometheus.GaugeVec
 	pathStage       *prometheus.GaugeVec
 	pathsFailing    *prometheus.GaugeVec
+	certExpiry      *prometheus.GaugeVec
 
 	backendUp      *prometheus.GaugeVec
 	backendHung    *prometheus.GaugeVec
@@ -95,6 +96,7 @@ func New() *Metrics {
 		pathStatus:      g("path_predicted_status", "The status verify predicts a visitor gets on the path (the origin's own status when it passes).", pathLabels...),
 		pathStage:       g("path_stage_info", "The stage that judged the path (the failing one, or the last one passed).", append(append([]string{}, pathLabels...), "stage")...),
 		pathsFailing:    g("paths_failing", "Paths verify predicts would fail."),
+		certExpiry:      g("certificate_expiry_timestamp_seconds", "When the certificate the origin serves on the path expires (paths whose certificate Cloudflare checks: Full (strict), origin pull).", "zone", "hostname", "origin", "port"),
 
 		backendUp:      g("backend_up", "1 when the backend behind the web server answered the last probe.", "backend", "unit"),
 		backendHung:    g("backend_hung_probes", "Probes in a row that timed out or found the backend saturated.", "backend", "unit"),
@@ -117,7 +119,7 @@ func New() *Metrics {
 	}
 	m.all = []prometheus.Collector{m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
 		m.syncSuccess, m.syncTimestamp,
-		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing,
+		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing, m.certExpiry,
 		m.backendUp, m.backendHung, m.backendProbe, m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren, m.listenerUp,
 		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck}
 	m.reg.MustRegister(m.all...)
@@ -205,12 +207,16 @@ func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
 	m.pathUp.Reset()
 	m.pathStatus.Reset()
 	m.pathStage.Reset()
+	m.certExpiry.Reset()
 	failing := 0
 	for _, p := range rep.Paths {
 		l := []string{p.Zone, p.Hostname, p.OriginIP, strconv.Itoa(p.Port), p.Scheme}
 		m.pathUp.WithLabelValues(l...).Set(b2f(p.OK))
 		m.pathStatus.WithLabelValues(l...).Set(float64(p.Status))
 		m.pathStage.WithLabelValues(append(l, string(p.Stage))...).Set(1)
+		if p.CertificateNotAfter != nil {
+			m.certExpiry.WithLabelValues(l[:4]...).Set(ts(*p.CertificateNotAfter))
+		}
 		if !p.OK {
 			failing++
 		}
