@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -91,4 +92,25 @@ func TestPoolSaturated(t *testing.T) {
 			t.Errorf("%+v: Saturated = %v, want %v", c.p, got, c.want)
 		}
 	}
+}
+
+// FuzzParseFPMStatus: PHP-FPM's status page comes from the network; the
+// parser never panics and reads back a field it was given.
+func FuzzParseFPMStatus(f *testing.F) {
+	f.Add("pool:                 www\nprocess manager:      static\nlisten queue:         3\nmax listen queue:     7\nlisten queue len:     511\nidle processes:       0\nactive processes:     5\ntotal processes:      5\nmax children reached: 2\nslow requests:        0\n", 4)
+	f.Add("listen queue: -1\nactive processes: 99999999999999999999\n", 1)
+	f.Add(":::\n\n\x00", 0)
+	f.Fuzz(func(t *testing.T, body string, n int) {
+		s := parseFPMStatus(body)
+		if s == nil {
+			t.Fatal("nil status")
+		}
+		if n < 0 || n > 1<<20 {
+			return
+		}
+		got := parseFPMStatus(body + "\nidle processes: " + strconv.Itoa(n) + "\n")
+		if got.idle != n {
+			t.Errorf("idle = %d after appending %d", got.idle, n)
+		}
+	})
 }

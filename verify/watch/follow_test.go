@@ -129,3 +129,41 @@ func TestKernelFollowerDoesNotBlock(t *testing.T) {
 		t.Error("FollowKernel of a missing file succeeded")
 	}
 }
+
+// FuzzFollower writes arbitrary bytes to a followed log in two pieces: the
+// follower never panics, and reports each complete classified line once,
+// as reading the whole text at once would.
+func FuzzFollower(f *testing.F) {
+	f.Add([]byte(refused+noise+noFile), 40)
+	f.Add([]byte(strings.Repeat("\n", 10)+refused), 3)
+	f.Add([]byte("no newline at all"), 5)
+	f.Fuzz(func(t *testing.T, data []byte, cut int) {
+		if len(data) > 1<<16 {
+			return
+		}
+		p := filepath.Join(t.TempDir(), "error.log")
+		appendTo(t, p, "")
+		ff := FollowFiles([]backend.LogFile{{Source: logs.Nginx, Path: p}})
+		defer ff.Close()
+		if cut < 0 {
+			cut = -cut
+		}
+		cut %= len(data) + 1
+		appendTo(t, p, string(data[:cut]))
+		got := ff.Read()
+		appendTo(t, p, string(data[cut:]))
+		got = append(got, ff.Read()...)
+		var want []logs.Entry
+		text := string(data)
+		if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+			for _, line := range strings.Split(text[:i], "\n") {
+				if e, ok := logs.Classify(logs.Nginx, line); ok {
+					want = append(want, e)
+				}
+			}
+		}
+		if diff := cmp.Diff(kinds(want), kinds(got)); diff != "" {
+			t.Errorf("(-whole +followed)\n%s", diff)
+		}
+	})
+}
