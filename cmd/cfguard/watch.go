@@ -33,8 +33,17 @@ const (
 	metricsShutdown = 2 * time.Second
 )
 
-// newRecoverer connects to systemd for --recover. The D-Bus implementation
-// lives in systemd/recovery; it plugs in here.
+// newRecoverer connects to systemd for --recover; nil in a build without
+// the D-Bus implementation (then --recover refuses to start). With
+// systemd/recovery.New it is:
+//
+//	newRecoverer = func(ctx context.Context) (recovery.Recoverer, func(), error) {
+//		s, err := recovery.New(ctx)
+//		if err != nil {
+//			return nil, nil, err
+//		}
+//		return s, s.Close, nil
+//	}
 var newRecoverer func(ctx context.Context) (recovery.Recoverer, func(), error)
 
 func watchCommand(g *globals) *cli.Command {
