@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/cfguard/cfguard/internal/cfapitest"
 	"github.com/cfguard/cfguard/internal/nstest"
 )
 
@@ -281,5 +282,37 @@ func TestWatchSeesHungPool(t *testing.T) {
 	}
 	if out := log.String(); !strings.Contains(out, "backend is hung") || !strings.Contains(out, "no answer within 300ms") {
 		t.Errorf("the watch log does not say the backend is hung:\n%s", out)
+	}
+}
+
+// TestWatchFullVerify: with a token the watch runs the full verify every
+// --full-every and exposes every path; a firewall rule that drops a
+// Cloudflare range turns the paths' metrics to 522 at the next run.
+func TestWatchFullVerify(t *testing.T) {
+	v := newVerifySite(t)
+	s := &watchSite{t: t, ns: v.origin, state: v.state}
+	log := &lockedBuf{}
+	w := v.origin.Command(context.Background(), cfguardBin, "--state-dir", v.state, "--api-url", v.api.URL,
+		"watch", "--interval", "200ms", "--full-every", "1s", "--timeout", "2s", "--kernel-log", "off")
+	w.Stdout, w.Stderr = log, log
+	w.Env = append(os.Environ(), "NOTIFY_SOCKET=", "CFGUARD_RECOVER=", "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+	www := map[string]string{"hostname": "www.example.com", "origin": "192.0.2.1", "port": "80", "scheme": "http", "zone": "example.com"}
+	s.waitMetric("cfguard_verify_success", nil, 1, log)
+	s.waitMetric("cfguard_path_up", www, 1, log)
+	s.waitMetric("cfguard_path_predicted_status", www, 200, log)
+	s.waitMetric("cfguard_paths_failing", nil, 0, log)
+
+	rules := filepath.Join(t.TempDir(), "drop.nft")
+	os.WriteFile(rules, []byte("table inet filter {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr 203.0.113.0/24 tcp dport 80 drop\n\t}\n}\n"), 0o644)
+	v.origin.Run("nft", "-f", rules)
+	s.waitMetric("cfguard_path_predicted_status", www, 522, log)
+	s.waitMetric("cfguard_path_up", www, 0, log)
+	s.waitMetric("cfguard_path_stage_info", map[string]string{"hostname": "www.example.com", "stage": "firewall"}, 1, log)
+	if out := log.String(); !strings.Contains(out, "a path would fail") || strings.Contains(out, cfapitest.DefaultToken) {
+		t.Errorf("the watch log does not report the failing path, or shows the token:\n%s", out)
 	}
 }
