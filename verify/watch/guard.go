@@ -25,7 +25,7 @@ func (w *Watcher) checkGuard(ctx context.Context, now time.Time) (restored bool)
 		rctx, cancel := context.WithTimeout(ctx, GuardTimeout)
 		var res guard.Result
 		var err error
-		w.alive(func() { res, err = w.s.Guard.Restore(rctx) })
+		w.alive(GuardTimeout, func() { res, err = w.s.Guard.Restore(rctx) })
 		cancel()
 		w.m.GuardRestored(err)
 		if err != nil {

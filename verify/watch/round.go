@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cfguard/cfguard/systemd/recovery"
@@ -62,7 +63,7 @@ func (w *Watcher) discover(ctx context.Context, now time.Time) {
 	defer cancel()
 	var b Backends
 	var err error
-	w.alive(func() { b, err = w.s.Discover(dctx) })
+	w.alive(DiscoverTimeout, func() { b, err = w.s.Discover(dctx) })
 	w.lastDisc = now
 	if err != nil {
 		if msg := err.Error(); msg != w.discErr {
@@ -131,6 +132,7 @@ func (w *Watcher) checkListeners(ctx context.Context, r *Round) {
 			pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
 			why := w.s.Listener(pctx, web, i)
 			cancel()
+			w.s.Alive()
 			k := web.Kind + " " + addr.String()
 			w.m.SetListener(web.Kind, addr.String(), why == "")
 			_, wasDown := w.listenDown[k]
@@ -160,11 +162,28 @@ func (w *Watcher) checkBackends(ctx context.Context, r *Round) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		st := w.state[k]
-		pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
-		c := w.backs.Probe(pctx, st.b)
-		cancel()
+	// Probes run ProbeConcurrency at once (a host with a pool per site has
+	// dozens), each bounded by ProbeTimeout; every finished probe tells the
+	// watchdog the watch makes progress.
+	checks := make([]backend.Check, len(keys))
+	sem := make(chan struct{}, ProbeConcurrency)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		b := w.state[k].b
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+			checks[i] = w.backs.Probe(pctx, b)
+			cancel()
+			w.s.Alive()
+		}()
+	}
+	wg.Wait()
+	for i, k := range keys {
+		st, c := w.state[k], checks[i]
 		switch c.State {
 		case backend.StateDown:
 			st.downRun++
@@ -335,7 +354,7 @@ func (w *Watcher) ask(ctx context.Context, now time.Time, asked map[string]bool,
 	rctx, cancel := context.WithTimeout(ctx, RecoverTimeout)
 	defer cancel()
 	var a recovery.Action
-	w.alive(func() {
+	w.alive(RecoverTimeout, func() {
 		a = w.s.Recoverer.Recover(rctx, recovery.Request{Unit: unit, Reason: reason, Evidence: evidence, ConfigTest: test})
 	})
 	w.m.Action(a)

@@ -29,6 +29,8 @@ const (
 	RecoverTimeout = 2 * time.Minute
 	// GuardTimeout bounds reading the guard's status, and one restore.
 	GuardTimeout = 15 * time.Second
+	// ProbeConcurrency bounds the backend probes in flight.
+	ProbeConcurrency = 8
 	// StopTimeout bounds the wait for a running full verify at shutdown.
 	StopTimeout = 5 * time.Second
 )
@@ -194,17 +196,22 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 	}
 }
 
-// alive runs fn, telling the watchdog every Interval that the watch
-// lives while fn runs (a discovery, a restart job, a restore).
-func (w *Watcher) alive(fn func()) {
+// alive runs fn, an operation bounded by limit (a discovery, a restart
+// job, a restore), telling the watchdog every Interval that the watch lives
+// — but no longer than limit: an fn that outlives its own bound is a hang
+// the watchdog must see.
+func (w *Watcher) alive(limit time.Duration, fn func()) {
 	w.s.Alive()
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(w.cfg.Interval)
 		defer t.Stop()
+		stop := time.After(limit)
 		for {
 			select {
 			case <-done:
+				return
+			case <-stop:
 				return
 			case <-t.C:
 				w.s.Alive()

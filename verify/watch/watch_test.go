@@ -2,7 +2,9 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +292,48 @@ func TestWatchdogFedDuringRecovery(t *testing.T) {
 	rs := r.rounds(2)
 	if len(rs[1].Actions) != 1 || rs[1].Actions[0].Err != nil {
 		t.Fatalf("actions = %+v: the watchdog was not fed while the restart job ran", rs[1].Actions)
+	}
+}
+
+// gatedBackends holds each probe until ProbeConcurrency are in flight (or
+// its context ends) and records the most in flight.
+type gatedBackends struct {
+	fakeBackends
+	mu            sync.Mutex
+	inFlight, max int
+}
+
+func (g *gatedBackends) Probe(ctx context.Context, b backend.Watched) backend.Check {
+	g.mu.Lock()
+	g.inFlight++
+	g.max = max(g.max, g.inFlight)
+	g.mu.Unlock()
+	for {
+		g.mu.Lock()
+		full := g.max >= ProbeConcurrency
+		g.mu.Unlock()
+		if full || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.mu.Lock()
+	g.inFlight--
+	g.mu.Unlock()
+	return backend.Check{State: backend.StateUp}
+}
+
+func TestProbesBoundedConcurrency(t *testing.T) {
+	g := &gatedBackends{}
+	for i := range 3 * ProbeConcurrency {
+		g.bs = append(g.bs, backend.Watched{Target: fmt.Sprintf("127.0.0.1:%d", 9000+i)})
+	}
+	w := New(Config{ProbeTimeout: 5 * time.Second}, Seams{Discover: func(context.Context) (Backends, error) { return g, nil }}, nil, nil)
+	r := w.Step(context.Background())
+	if len(r.Backends) != len(g.bs) {
+		t.Fatalf("%d results for %d backends", len(r.Backends), len(g.bs))
+	}
+	if g.max != ProbeConcurrency {
+		t.Errorf("at most %d probes in flight, want %d", g.max, ProbeConcurrency)
 	}
 }
