@@ -136,7 +136,9 @@ func (s *watchSite) waitMetric(name string, labels map[string]string, want float
 }
 
 // newWatchSite starts php-fpm (pm = static, children) with index.php and
-// nginx passing to it on 127.0.0.1:8080, in a namespace of its own.
+// nginx passing to it on 127.0.0.1:8080, in a namespace of its own. The
+// pool is not called www: other tests' verify reads every php-fpm's log it
+// finds in /proc, by pool name, and a saturated "www" here would be theirs.
 func newWatchSite(t *testing.T, children int, php string) *watchSite {
 	nstest.RequireRoot(t, "nginx", "php-fpm8.2", "nft", "curl")
 	s := &watchSite{t: t, ns: nstest.New(t), dir: t.TempDir()}
@@ -149,7 +151,7 @@ func newWatchSite(t *testing.T, children int, php string) *watchSite {
 pid = %[1]s/fpm.pid
 error_log = %[1]s/fpm.log
 daemonize = no
-[www]
+[watchtest]
 user = www-data
 group = www-data
 listen = %[2]s
