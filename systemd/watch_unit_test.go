@@ -36,6 +36,7 @@ func TestWatchUnit(t *testing.T) {
 		"NotifyAccess":    "main",
 		"WatchdogSec":     "60s",
 		"ExecStart":       "@BINDIR@/cfguard watch",
+		"ExecReload":      "/bin/kill -HUP $MAINPID",
 		"EnvironmentFile": "-/etc/default/cfguard",
 		"StateDirectory":  "cfguard",
 		"NoNewPrivileges": "yes",
@@ -56,7 +57,7 @@ func TestWatchUnit(t *testing.T) {
 	}
 	for _, c := range strings.Fields(strings.Join(d["CapabilityBoundingSet"], " ")) {
 		switch c {
-		case "CAP_NET_ADMIN", "CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE":
+		case "CAP_NET_ADMIN", "CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE", "CAP_SYSLOG":
 		default:
 			t.Errorf("capability %s is more than the watch needs", c)
 		}

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -181,6 +183,19 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 	defer stopMetrics()
 	logger.Info("watching", "interval", cfg.Interval, "full_every", cfg.FullEvery, "recover", cfg.Recover, "metrics", listen)
 	w := watch.New(cfg, s, m, logger)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				w.Rediscover()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return w.Run(ctx, func(state string) { daemon.SdNotify(false, state) })
 }
 

@@ -232,6 +232,12 @@ func TestWatchSeesFPMDieAndComeBack(t *testing.T) {
 	s.startFPM()
 	s.waitMetric("cfguard_backend_up", labels, 1, log)
 
+	// A new backend in the configuration is watched after a reload (SIGHUP).
+	conf, _ := os.ReadFile(s.nginxConf)
+	os.WriteFile(s.nginxConf, []byte(strings.Replace(string(conf), "    server {", "    server { listen 127.0.0.1:8081; server_name api.example.test; location / { proxy_pass http://127.0.0.1:9; } }\n    server {", 1)), 0o644)
+	w.Process.Signal(syscall.SIGHUP)
+	s.waitMetric("cfguard_backend_up", map[string]string{"backend": "127.0.0.1:9"}, 0, log)
+
 	// nft flush ruleset: the table is back from the cache at once.
 	s.ns.Run("nft", "flush", "ruleset")
 	s.waitMetric("cfguard_guard_restores_total", map[string]string{"result": "ok"}, 1, log)
@@ -252,7 +258,7 @@ func TestWatchSeesFPMDieAndComeBack(t *testing.T) {
 	}
 	out := log.String()
 	t.Logf("watch log:\n%s", out)
-	for _, want := range []string{"backend is down", "backend answers again", "vanished: put back from the cache", "the guard protects this origin"} {
+	for _, want := range []string{"backend is down", "backend answers again", "vanished: put back from the cache", "the guard protects this origin", "configuration again (reload)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the watch log lacks %q", want)
 		}

@@ -56,8 +56,12 @@ func (w *Watcher) timed(check string, fn func()) {
 // discover finds the backends at the start, every FullEvery, and while
 // none are known.
 func (w *Watcher) discover(ctx context.Context, now time.Time) {
-	if w.s.Discover == nil || (w.backs != nil && now.Sub(w.lastDisc) < w.cfg.FullEvery) {
+	asked := w.rediscover.Swap(false)
+	if w.s.Discover == nil || (w.backs != nil && !asked && now.Sub(w.lastDisc) < w.cfg.FullEvery) {
 		return
+	}
+	if asked {
+		w.log.Info("looking at the web servers' configuration again (reload)")
 	}
 	dctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cfguard/cfguard/internal/guard"
@@ -139,6 +140,8 @@ type Watcher struct {
 	restoreAt  time.Time                // last restore attempt
 	discErr    string
 
+	rediscover atomic.Bool
+
 	vmu       sync.Mutex
 	verifying bool
 	lastFull  time.Time
@@ -171,6 +174,11 @@ func New(cfg Config, s Seams, m *metrics.Metrics, logger *slog.Logger) *Watcher 
 	return &Watcher{cfg: cfg, s: s, m: m, log: logger, state: map[string]*backendState{},
 		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, listenRun: map[string]int{}, guardLast: "\x00"}
 }
+
+// Rediscover makes the next round look at the web servers' configuration
+// again (SIGHUP, `systemctl reload cfguard-watch`). Safe to call from any
+// goroutine.
+func (w *Watcher) Rediscover() { w.rediscover.Store(true) }
 
 // Run checks every Interval until ctx ends. notify gets "READY=1" after the
 // first round, "WATCHDOG=1" after every round and "STOPPING=1" when ctx

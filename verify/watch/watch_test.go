@@ -337,3 +337,24 @@ func TestProbesBoundedConcurrency(t *testing.T) {
 		t.Errorf("at most %d probes in flight, want %d", g.max, ProbeConcurrency)
 	}
 }
+
+func TestRediscover(t *testing.T) {
+	r := newRig(t, Config{})
+	n := 0
+	r.w.s.Discover = func(context.Context) (Backends, error) { n++; return r.bk, nil }
+	r.rounds(3)
+	if n != 1 {
+		t.Fatalf("discovered %d times in 3 rounds, want once", n)
+	}
+	r.bk.bs = append(r.bk.bs, backend.Watched{Web: "nginx", Module: "proxy", Target: "127.0.0.1:3000", Unit: "node-app.service"})
+	r.w.Rediscover()
+	rs := r.rounds(2)
+	if n != 2 || len(rs[0].Backends) != 2 {
+		t.Errorf("after Rediscover: discovered %d times, %d backends watched; want 2 and 2", n, len(rs[0].Backends))
+	}
+	r.clk.step(DefaultFullEvery)
+	r.rounds(1)
+	if n != 3 {
+		t.Errorf("after --full-every: discovered %d times, want 3", n)
+	}
+}
