@@ -28,19 +28,22 @@ func syncCommand(g *globals) *cli.Command {
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
 			"installed ranges is refused unless --force.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),
 			allowFlag(),
 			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
 			jsonFlag(),
-		},
+		}, realIPFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
 				return err
 			}
 			cfg.DryRun, cfg.Force = cmd.Bool("dry-run"), cmd.Bool("force")
+			if cfg.RealIP, err = realIPConfig(cmd); err != nil {
+				return err
+			}
 			res, err := guard.Sync(ctx, cfg)
 			if err != nil {
 				return failed(err)
@@ -94,6 +97,7 @@ func (g *globals) printResult(cmd *cli.Command, res guard.Result) error {
 		return g.printJSON(res)
 	}
 	fmt.Fprintln(g.stdout, "cfguard: "+res.Summary())
+	g.printRealIP(res)
 	if res.DryRun {
 		for _, p := range res.Added {
 			fmt.Fprintf(g.stdout, "  + %s\n", p)
