@@ -21,6 +21,14 @@ const (
 	Apache Kind = "apache"
 )
 
+// Name is the web server's name as people write it: nginx, Apache.
+func (k Kind) Name() string {
+	if k == Apache {
+		return "Apache"
+	}
+	return string(k)
+}
+
 // Kinds lists every Kind, in the order sync handles them.
 var Kinds = []Kind{Nginx, Apache}
 
@@ -54,7 +62,7 @@ func Render(kind Kind, prefixes []netip.Prefix, written time.Time) ([]byte, erro
 		fmt.Fprintf(&b, "real_ip_header %s;\n", Header)
 	case Apache:
 		b.WriteString("# Needs mod_remoteip (Debian: a2enmod remoteip); include it at server level\n")
-		b.WriteString("# (Debian: /etc/apache2/conf-available/, then a2enconf). Log %a, not %h.\n")
+		b.WriteString("# (Debian: /etc/apache2/conf-available/, then a2enconf).\n")
 		fmt.Fprintf(&b, "RemoteIPHeader %s\n", Header)
 		for _, p := range prefixes {
 			fmt.Fprintf(&b, "RemoteIPTrustedProxy %s\n", p.Masked())

@@ -66,7 +66,7 @@ type RealIPFile struct {
 // Line is what a person reads, e.g. "nginx real-IP file /etc/nginx/conf.d/cloudflare.conf
 // updated; nginx reloaded".
 func (f RealIPFile) Line(dryRun bool) string {
-	s := fmt.Sprintf("%s real-IP file %s", f.Server, f.Path)
+	s := fmt.Sprintf("%s real-IP file %s", f.Server.Name(), f.Path)
 	switch {
 	case !f.Changed:
 		return s + " already up to date"
@@ -80,7 +80,7 @@ func (f RealIPFile) Line(dryRun bool) string {
 		s += " updated"
 	}
 	if f.Reloaded {
-		s += "; " + string(f.Server) + " reloaded"
+		s += "; " + f.Server.Name() + " reloaded"
 	}
 	return s
 }
@@ -92,21 +92,23 @@ type RealIPError struct {
 	Path       string
 	Step       string // "refused", "write", "test", "reload"
 	RolledBack bool
+	Created    bool // there was no previous file: rolling back removes the new one
 	DryRun     bool
 	Err        error
 }
 
 func (e *RealIPError) Error() string {
 	var what string
+	name := e.Server.Name()
 	switch e.Step {
 	case "test":
-		what = fmt.Sprintf("%s rejected the new real-IP file %s, so %s; %s was not reloaded and serves as before", e.Server, e.Path, e.restored(), e.Server)
+		what = fmt.Sprintf("%s rejected the new real-IP file %s, so %s; %s was not reloaded and serves as before", name, e.Path, e.restored(), name)
 	case "reload":
-		what = fmt.Sprintf("%s accepted the new real-IP file %s, but reloading it failed: it reads the new ranges when it next starts or reloads", e.Server, e.Path)
+		what = fmt.Sprintf("%s accepted the new real-IP file %s, but reloading it failed: it reads the new ranges when it next starts or reloads", name, e.Path)
 	case "refused":
-		what = fmt.Sprintf("not writing the %s real-IP file", e.Server)
+		what = fmt.Sprintf("not writing the %s real-IP file", name)
 	default:
-		what = fmt.Sprintf("writing the %s real-IP file %s failed (%s)", e.Server, e.Path, e.restored())
+		what = fmt.Sprintf("writing the %s real-IP file %s failed (%s)", name, e.Path, e.restored())
 	}
 	head := "the firewall was updated, but "
 	if e.DryRun {
@@ -116,8 +118,13 @@ func (e *RealIPError) Error() string {
 }
 
 func (e *RealIPError) restored() string {
-	if e.RolledBack {
+	switch {
+	case e.RolledBack && e.Created:
+		return "it was removed again"
+	case e.RolledBack:
 		return "the previous file was put back"
+	case e.Created:
+		return "it could not be removed"
 	}
 	return "the previous file could not be put back"
 }
@@ -166,7 +173,7 @@ func withRealIP(ctx context.Context, cfg Config, list cfranges.List, res Result,
 func writeRealIP(ctx context.Context, web WebServer, t realIPTarget, list cfranges.List, now time.Time, dryRun bool) (RealIPFile, error) {
 	out := RealIPFile{Server: t.kind, Path: t.path}
 	fail := func(step string, rolledBack bool, err error) (RealIPFile, error) {
-		return out, &RealIPError{Server: t.kind, Path: t.path, Step: step, RolledBack: rolledBack, DryRun: dryRun, Err: err}
+		return out, &RealIPError{Server: t.kind, Path: t.path, Step: step, RolledBack: rolledBack, Created: out.Created, DryRun: dryRun, Err: err}
 	}
 	data, err := realip.Render(t.kind, list.All(), now)
 	if err != nil {

@@ -116,7 +116,7 @@ func TestWriteRealIP(t *testing.T) {
 			name: "test fails with no previous file: the new one removed", list: listA,
 			testErr:   errors.New("nginx -t -q: [emerg] unexpected end of file"),
 			wantCalls: []string{"test nginx"},
-			wantErr:   "so the previous file was put back; nginx was not reloaded",
+			wantErr:   "so it was removed again; nginx was not reloaded",
 		},
 		{
 			name: "reload fails: the tested file stays", list: listB,
@@ -269,7 +269,7 @@ func TestWithRealIP(t *testing.T) {
 	if len(res.RealIP) != 2 || !res.RealIP[0].Changed || !res.RealIP[1].Changed {
 		t.Errorf("result %+v", res.RealIP)
 	}
-	if got := res.RealIP[1].Line(false); got != "apache real-IP file "+ap+" created; apache reloaded" {
+	if got := res.RealIP[1].Line(false); got != "Apache real-IP file "+ap+" created; Apache reloaded" {
 		t.Errorf("line %q", got)
 	}
 
