@@ -30,7 +30,7 @@ const visitor = "203.0.113.77" // what Cloudflare puts in CF-Connecting-IP
 
 type webSite struct {
 	*site
-	dir   string // configuration, logs, pid, the wrappers in bin/
+	dir    string // configuration, logs, pid, the wrappers in bin/
 	port   int
 	which  string // "nginx" or "apache"
 	logged int    // access-log lines seen
