@@ -101,3 +101,20 @@ func TestGenerated(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSame: Same is symmetric, a rendering is the same as itself at any
+// time, and a stamp line added to anything is ignored.
+func FuzzSame(f *testing.F) {
+	a, _ := Render(Nginx, testRanges, written)
+	f.Add(string(a), "# Written at 2020-01-01T00:00:00Z\n")
+	f.Add("", "\n")
+	f.Add("set_real_ip_from 192.0.2.0/24;", "# Written at x")
+	f.Fuzz(func(t *testing.T, x, y string) {
+		if Same([]byte(x), []byte(y)) != Same([]byte(y), []byte(x)) {
+			t.Errorf("Same(%q, %q) is not symmetric", x, y)
+		}
+		if !Same([]byte(x), []byte(stampPrefix+"now\n"+x)) {
+			t.Errorf("a stamp line in front of %q is not ignored", x)
+		}
+	})
+}

@@ -374,3 +374,27 @@ func TestApacheRealIPEndToEnd(t *testing.T) {
 		t.Errorf("access log %q, want %q", line, want)
 	}
 }
+
+// TestNginxRealIPReloadFails: nginx is not running, so `nginx -t` accepts
+// the file but the reload fails: exit 1 saying so, and the tested file
+// stays for nginx to read when it starts.
+func TestNginxRealIPReloadFails(t *testing.T) {
+	w := newWebSite(t, "nginx", 8082)
+	w.nginxConf("")
+	file := w.path("conf.d/cloudflare-realip.conf")
+	out, errOut, code := w.run("sync", "--nginx-realip-file", file)
+	t.Logf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := "cfguard: the firewall was updated and nginx accepted the new real-IP file " + file + ", but reloading nginx failed (it reads the new ranges when it next starts or reloads): nginx -s reload: [error] "
+	if !strings.HasPrefix(errOut, want) {
+		t.Errorf("stderr %q, want it to start with %q", errOut, want)
+	}
+	if got := w.read("conf.d/cloudflare-realip.conf"); !strings.Contains(got, "set_real_ip_from 198.51.100.0/24;\n") {
+		t.Errorf("the tested file is not there:\n%s", got)
+	}
+	// nginx starts with it.
+	w.start()
+	w.waitLogged(visitor + " ")
+}

@@ -98,23 +98,23 @@ type RealIPError struct {
 }
 
 func (e *RealIPError) Error() string {
-	var what string
 	name := e.Server.Name()
-	switch e.Step {
-	case "test":
-		what = fmt.Sprintf("%s rejected the new real-IP file %s, so %s; %s was not reloaded and serves as before", name, e.Path, e.restored(), name)
-	case "reload":
-		what = fmt.Sprintf("%s accepted the new real-IP file %s, but reloading it failed: it reads the new ranges when it next starts or reloads", name, e.Path)
-	case "refused":
-		what = fmt.Sprintf("not writing the %s real-IP file", name)
-	default:
-		what = fmt.Sprintf("writing the %s real-IP file %s failed (%s)", name, e.Path, e.restored())
-	}
 	head := "the firewall was updated, but "
 	if e.DryRun {
 		head = "dry run: "
 	}
-	return head + what + ": " + realIPLine(e.Err.Error())
+	var what string
+	switch e.Step {
+	case "test":
+		what = fmt.Sprintf("%s%s rejected the new real-IP file %s, so %s; %s was not reloaded and serves as before", head, name, e.Path, e.restored(), name)
+	case "reload":
+		what = fmt.Sprintf("the firewall was updated and %s accepted the new real-IP file %s, but reloading %s failed (it reads the new ranges when it next starts or reloads)", name, e.Path, name)
+	case "refused":
+		what = fmt.Sprintf("%snot writing the %s real-IP file", head, name)
+	default:
+		what = fmt.Sprintf("%swriting the %s real-IP file %s failed (%s)", head, name, e.Path, e.restored())
+	}
+	return what + ": " + realIPLine(e.Err.Error())
 }
 
 func (e *RealIPError) restored() string {

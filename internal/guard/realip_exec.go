@@ -86,8 +86,11 @@ func run(ctx context.Context, timeout time.Duration, argv []string) error {
 		return nil
 	}
 	name := strings.Join(argv, " ")
-	if ctx.Err() != nil {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("%s: no answer within %s", name, timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: interrupted", name)
 	}
 	if said := webSaid(out.String()); said != "" {
 		return fmt.Errorf("%s: %s", name, said)
@@ -111,7 +114,8 @@ func webSaid(out string) string {
 			strings.HasPrefix(l, "The Apache error log"), // … may have more information.
 			strings.Contains(l, "test failed"),           // nginx: configuration file … test failed
 			strings.Contains(l, "syntax is ok"),          // nginx -t without -q
-			strings.Contains(l, "test is successful"):
+			strings.Contains(l, "test is successful"),
+			strings.Contains(l, "[notice] "): // nginx: signal process started
 			continue
 		}
 		keep = append(keep, nginxLogPrefix.ReplaceAllString(strings.TrimPrefix(l, "nginx: "), "[$1] "))

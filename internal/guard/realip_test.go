@@ -124,7 +124,7 @@ func TestWriteRealIP(t *testing.T) {
 			reloadErr: errors.New("systemctl reload nginx: nginx.service is not active, cannot reload."),
 			wantFile:  render(t, realip.Nginx, listB, t0.Add(time.Hour)),
 			wantCalls: []string{"test nginx", "reload nginx"},
-			wantErr:   "the firewall was updated, but nginx accepted the new real-IP file FILE, but reloading it failed: it reads the new ranges when it next starts or reloads: systemctl reload nginx: nginx.service is not active, cannot reload.",
+			wantErr:   "the firewall was updated and nginx accepted the new real-IP file FILE, but reloading nginx failed (it reads the new ranges when it next starts or reloads): systemctl reload nginx: nginx.service is not active, cannot reload.",
 		},
 		{
 			name: "dry run: would change, nothing touched", list: listB, dryRun: true,
