@@ -27,7 +27,11 @@ func syncCommand(g *globals) *cli.Command {
 		Usage: "fetch Cloudflare's ranges and apply them in one transaction (run by the timer)",
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
-			"installed ranges is refused unless --force.",
+			"installed ranges is refused unless --force.\n\n" +
+			"With --nginx-realip-file / --apache-realip-file the firewall goes first; then\n" +
+			"each file is rewritten only when the ranges in it change, tested (nginx -t,\n" +
+			"apachectl configtest) and the server reloaded. A rejected file is put back\n" +
+			"(exit 1; the firewall stays updated). restore never touches these files.",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),

@@ -232,6 +232,10 @@ func readPrevious(path string) (previous, error) {
 	if err != nil {
 		return previous{}, err
 	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		to, _ := os.Readlink(path)
+		return previous{}, fmt.Errorf("%s is a symbolic link (to %s): name the file itself; nothing was written", path, to)
+	}
 	if !st.Mode().IsRegular() {
 		return previous{}, fmt.Errorf("%s is not a regular file (%s); nothing was written", path, st.Mode().Type())
 	}

@@ -226,7 +226,7 @@ func TestWriteRealIPRefuses(t *testing.T) {
 	sub := filepath.Join(dir, "adir")
 	os.Mkdir(sub, 0o755)
 	for _, tc := range []struct{ name, path, want string }{
-		{"symlink", link, "is not a regular file"},
+		{"symlink", link, "is a symbolic link (to " + target + "): name the file itself; nothing was written"},
 		{"directory", sub, "is not a regular file"},
 		{"missing directory", filepath.Join(dir, "nope", "x.conf"), "does not exist (is the web server installed?)"},
 		{"relative", "x.conf", "is not an absolute path"},
