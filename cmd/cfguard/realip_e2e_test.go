@@ -387,14 +387,20 @@ func TestNginxRealIPReloadFails(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	want := "cfguard: the firewall was updated and nginx accepted the new real-IP file " + file + ", but reloading nginx failed (it reads the new ranges when it next starts or reloads): nginx -s reload: [error] "
+	want := "cfguard: the firewall was updated and nginx accepted the new real-IP file " + file + ", but reloading nginx failed (it reads the new ranges when it next starts or reloads; the next sync tries again): nginx -s reload: [error] "
 	if !strings.HasPrefix(errOut, want) {
 		t.Errorf("stderr %q, want it to start with %q", errOut, want)
 	}
 	if got := w.read("conf.d/cloudflare-realip.conf"); !strings.Contains(got, "set_real_ip_from 198.51.100.0/24;\n") {
 		t.Errorf("the tested file is not there:\n%s", got)
 	}
-	// nginx starts with it.
+	// nginx starts with it; the next sync reloads once, then has nothing to do.
 	w.start()
 	w.waitLogged(visitor + " ")
+	if out := w.mustRun("sync", "--nginx-realip-file", file); !strings.Contains(out, "real-IP file "+file+" already up to date; nginx reloaded (the last reload had failed)\n") {
+		t.Errorf("sync after nginx started said %q", out)
+	}
+	if out := w.mustRun("sync", "--nginx-realip-file", file); !strings.HasSuffix(out, "real-IP file "+file+" already up to date\n") {
+		t.Errorf("the sync after that said %q", out)
+	}
 }

@@ -30,20 +30,33 @@ type RealIP struct {
 	Now    func() time.Time
 }
 
-func (r RealIP) files() []realIPTarget {
+// pendingPrefix names the marker, in the state directory, of a real-IP
+// file whose reload failed: the next sync reloads even though the file is
+// up to date.
+const pendingPrefix = "realip-reload-pending."
+
+func (r RealIP) files(stateDir string) []realIPTarget {
 	var out []realIPTarget
-	if r.Nginx != "" {
-		out = append(out, realIPTarget{realip.Nginx, r.Nginx})
-	}
-	if r.Apache != "" {
-		out = append(out, realIPTarget{realip.Apache, r.Apache})
+	for _, f := range []struct {
+		kind realip.Kind
+		path string
+	}{{realip.Nginx, r.Nginx}, {realip.Apache, r.Apache}} {
+		if f.path == "" {
+			continue
+		}
+		t := realIPTarget{kind: f.kind, path: f.path}
+		if stateDir != "" {
+			t.pending = filepath.Join(stateDir, pendingPrefix+string(f.kind))
+		}
+		out = append(out, t)
 	}
 	return out
 }
 
 type realIPTarget struct {
-	kind realip.Kind
-	path string
+	kind    realip.Kind
+	path    string
+	pending string // marker of a failed reload; "" = none kept
 }
 
 // WebServer is the seam over the web server: the configuration test
@@ -61,6 +74,7 @@ type RealIPFile struct {
 	Changed  bool        `json:"changed"`  // written and reloaded (dry run: would be)
 	Created  bool        `json:"created"`  // there was no file before
 	Reloaded bool        `json:"reloaded"` // the web server was reloaded
+	Retried  bool        `json:"retried"`  // up to date, but the last reload had failed: reloaded now (dry run: would be)
 }
 
 // Line is what a person reads, e.g. "nginx real-IP file /etc/nginx/conf.d/cloudflare.conf
@@ -68,6 +82,10 @@ type RealIPFile struct {
 func (f RealIPFile) Line(dryRun bool) string {
 	s := fmt.Sprintf("%s real-IP file %s", f.Server.Name(), f.Path)
 	switch {
+	case f.Retried && dryRun:
+		return s + " already up to date, but " + f.Server.Name() + " would be reloaded (the last reload failed)"
+	case f.Retried:
+		return s + " already up to date; " + f.Server.Name() + " reloaded (the last reload had failed)"
 	case !f.Changed:
 		return s + " already up to date"
 	case dryRun && f.Created:
@@ -108,7 +126,9 @@ func (e *RealIPError) Error() string {
 	case "test":
 		what = fmt.Sprintf("%s%s rejected the new real-IP file %s, so %s; %s was not reloaded and serves as before", head, name, e.Path, e.restored(), name)
 	case "reload":
-		what = fmt.Sprintf("the firewall was updated and %s accepted the new real-IP file %s, but reloading %s failed (it reads the new ranges when it next starts or reloads)", name, e.Path, name)
+		what = fmt.Sprintf("the firewall was updated and %s accepted the new real-IP file %s, but reloading %s failed (it reads the new ranges when it next starts or reloads; the next sync tries again)", name, e.Path, name)
+	case "retest":
+		what = fmt.Sprintf("%s%s still has to load the real-IP file %s (the last reload failed), but its configuration test fails now, so it was not reloaded", head, name, e.Path)
 	case "refused":
 		what = fmt.Sprintf("%snot writing the %s real-IP file", head, name)
 	default:
@@ -139,7 +159,7 @@ func withRealIP(ctx context.Context, cfg Config, list cfranges.List, res Result,
 	if err != nil {
 		return res, err
 	}
-	targets := cfg.RealIP.files()
+	targets := cfg.RealIP.files(cfg.StateDir)
 	if len(targets) == 0 {
 		return res, nil
 	}
@@ -184,7 +204,17 @@ func writeRealIP(ctx context.Context, web WebServer, t realIPTarget, list cfrang
 		return fail("refused", true, err)
 	}
 	if prev.exists && realip.Same(prev.data, data) {
-		return out, nil
+		if t.pending == "" || !exists(t.pending) {
+			return out, nil
+		}
+		out.Retried = true
+		if dryRun {
+			return out, nil
+		}
+		if err := web.Test(ctx, t.kind); err != nil {
+			return fail("retest", true, err)
+		}
+		return out, reload(ctx, web, t, &out, fail)
 	}
 	out.Changed, out.Created = true, !prev.exists
 	if dryRun {
@@ -199,11 +229,31 @@ func writeRealIP(ctx context.Context, web WebServer, t realIPTarget, list cfrang
 		}
 		return fail("test", true, withHint(t.kind, err))
 	}
+	return out, reload(ctx, web, t, &out, fail)
+}
+
+// reload reloads the web server, keeping the pending marker while it fails
+// so that the next sync tries again.
+func reload(ctx context.Context, web WebServer, t realIPTarget, out *RealIPFile, fail func(string, bool, error) (RealIPFile, error)) error {
 	if err := web.Reload(ctx, t.kind); err != nil {
-		return fail("reload", false, err)
+		if t.pending != "" {
+			if werr := os.WriteFile(t.pending, []byte(t.path+"\n"), 0o644); werr != nil {
+				err = fmt.Errorf("%w (and the next sync will not know: %v)", err, werr)
+			}
+		}
+		_, ferr := fail("reload", false, err)
+		return ferr
 	}
 	out.Reloaded = true
-	return out, nil
+	if t.pending != "" {
+		os.Remove(t.pending) // gone or removed: either way nothing is pending
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // previous is the file as it was before sync touched it.

@@ -124,7 +124,7 @@ func TestWriteRealIP(t *testing.T) {
 			reloadErr: errors.New("systemctl reload nginx: nginx.service is not active, cannot reload."),
 			wantFile:  render(t, realip.Nginx, listB, t0.Add(time.Hour)),
 			wantCalls: []string{"test nginx", "reload nginx"},
-			wantErr:   "the firewall was updated and nginx accepted the new real-IP file FILE, but reloading nginx failed (it reads the new ranges when it next starts or reloads): systemctl reload nginx: nginx.service is not active, cannot reload.",
+			wantErr:   "the firewall was updated and nginx accepted the new real-IP file FILE, but reloading nginx failed (it reads the new ranges when it next starts or reloads; the next sync tries again): systemctl reload nginx: nginx.service is not active, cannot reload.",
 		},
 		{
 			name: "dry run: would change, nothing touched", list: listB, dryRun: true,
@@ -163,7 +163,7 @@ func TestWriteRealIP(t *testing.T) {
 				}
 			}
 			web := &fakeWeb{testErr: tc.testErr, reloadErr: tc.reloadErr, path: map[realip.Kind]string{realip.Nginx: path}}
-			got, err := writeRealIP(context.Background(), web, realIPTarget{realip.Nginx, path}, tc.list, t0.Add(time.Hour), tc.dryRun)
+			got, err := writeRealIP(context.Background(), web, realIPTarget{kind: realip.Nginx, path: path}, tc.list, t0.Add(time.Hour), tc.dryRun)
 			tc.wantRes.Server, tc.wantRes.Path = realip.Nginx, path
 			if diff := cmp.Diff(tc.wantRes, got); diff != "" && err == nil {
 				t.Errorf("result (-want +got)\n%s", diff)
@@ -233,7 +233,7 @@ func TestWriteRealIPRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			web := &fakeWeb{}
-			_, err := writeRealIP(context.Background(), web, realIPTarget{realip.Nginx, tc.path}, listB, t0, false)
+			_, err := writeRealIP(context.Background(), web, realIPTarget{kind: realip.Nginx, path: tc.path}, listB, t0, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
@@ -345,5 +345,58 @@ func TestDefaultWeb(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("systemd=%v (-want +got)\n%s", tc.systemd, diff)
 		}
+	}
+}
+
+// TestRealIPReloadRetried: a failed reload leaves a marker in the state
+// directory, so the next sync reloads although the file is up to date; a
+// successful reload removes it.
+func TestRealIPReloadRetried(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "cloudflare-realip.conf")
+	web := &fakeWeb{reloadErr: errors.New("systemctl reload nginx: nginx.service is not active, cannot reload."), path: map[realip.Kind]string{realip.Nginx: path}}
+	cfg := Config{StateDir: state, RealIP: RealIP{Nginx: path, Web: web, Now: func() time.Time { return t0 }}}
+	marker := filepath.Join(state, pendingPrefix+"nginx")
+	step := func(dryRun bool) (Result, error) {
+		web.calls = nil
+		c := cfg
+		c.DryRun = dryRun
+		return withRealIP(context.Background(), c, listA, Result{DryRun: dryRun}, nil)
+	}
+	if _, err := step(false); err == nil || !strings.Contains(err.Error(), "the next sync tries again") {
+		t.Fatalf("first sync: %v, want the reload failure", err)
+	}
+	if !exists(marker) {
+		t.Fatal("no marker after the failed reload")
+	}
+	// Dry run: says a reload would happen, does nothing.
+	res, err := step(true)
+	if err != nil || len(web.calls) != 0 || len(res.RealIP) != 1 || res.RealIP[0].Line(true) != "nginx real-IP file "+path+" already up to date, but nginx would be reloaded (the last reload failed)" {
+		t.Errorf("dry run: %v, calls %v, %+v", err, web.calls, res.RealIP)
+	}
+	// Still failing: tried again, still pending.
+	if _, err := step(false); err == nil || !exists(marker) {
+		t.Errorf("second sync, reload still failing: %v, marker %v", err, exists(marker))
+	}
+	if diff := cmp.Diff([]string{"test nginx", "reload nginx"}, web.calls); diff != "" {
+		t.Errorf("calls (-want +got)\n%s", diff)
+	}
+	// nginx runs again: reloaded, marker gone; then nothing more to do.
+	web.reloadErr = nil
+	res, err = step(false)
+	if err != nil || exists(marker) || res.RealIP[0].Line(false) != "nginx real-IP file "+path+" already up to date; nginx reloaded (the last reload had failed)" {
+		t.Errorf("third sync: %v, marker %v, %+v", err, exists(marker), res.RealIP)
+	}
+	if res, err = step(false); err != nil || len(web.calls) != 0 || res.RealIP[0].Line(false) != "nginx real-IP file "+path+" already up to date" {
+		t.Errorf("fourth sync: %v, calls %v, %+v", err, web.calls, res.RealIP)
+	}
+	// The configuration broke meanwhile: not reloaded, still pending.
+	os.WriteFile(marker, nil, 0o644)
+	web.testErr = errors.New("nginx -t -q: [emerg] unknown directive \"foo\"")
+	if _, err := step(false); err == nil || !strings.Contains(err.Error(), "nginx still has to load the real-IP file "+path+" (the last reload failed), but its configuration test fails now, so it was not reloaded: nginx -t -q") || !exists(marker) {
+		t.Errorf("broken config while pending: %v, marker %v", err, exists(marker))
+	}
+	if diff := cmp.Diff([]string{"test nginx"}, web.calls); diff != "" {
+		t.Errorf("calls (-want +got)\n%s", diff)
 	}
 }
