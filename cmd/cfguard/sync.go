@@ -27,20 +27,27 @@ func syncCommand(g *globals) *cli.Command {
 		Usage: "fetch Cloudflare's ranges and apply them in one transaction (run by the timer)",
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
-			"installed ranges is refused unless --force.",
-		Flags: []cli.Flag{
+			"installed ranges is refused unless --force.\n\n" +
+			"With --nginx-realip-file / --apache-realip-file the firewall goes first; then\n" +
+			"each file is rewritten only when the ranges in it change, tested (nginx -t,\n" +
+			"apachectl configtest) and the server reloaded. A rejected file is put back\n" +
+			"(exit 1; the firewall stays updated). restore never touches these files.",
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),
 			allowFlag(),
 			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
 			jsonFlag(),
-		},
+		}, realIPFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
 				return err
 			}
 			cfg.DryRun, cfg.Force = cmd.Bool("dry-run"), cmd.Bool("force")
+			if cfg.RealIP, err = realIPConfig(cmd); err != nil {
+				return err
+			}
 			res, err := guard.Sync(ctx, cfg)
 			if err != nil {
 				return failed(err)
@@ -94,6 +101,7 @@ func (g *globals) printResult(cmd *cli.Command, res guard.Result) error {
 		return g.printJSON(res)
 	}
 	fmt.Fprintln(g.stdout, "cfguard: "+res.Summary())
+	g.printRealIP(res)
 	if res.DryRun {
 		for _, p := range res.Added {
 			fmt.Fprintf(g.stdout, "  + %s\n", p)

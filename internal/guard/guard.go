@@ -28,6 +28,7 @@ type Config struct {
 	LockWait  time.Duration // 0: LockWait
 	Fetch     time.Duration // 0: cfranges.FetchTimeout
 	Logger    *slog.Logger
+	RealIP    RealIP // web servers' trusted-proxy files sync writes (realip.go)
 }
 
 func (c Config) logger() *slog.Logger {
@@ -67,6 +68,7 @@ type Result struct {
 	Changed      bool            `json:"changed"`
 	DryRun       bool            `json:"dry_run"`
 	Warnings     []string        `json:"warnings"`
+	RealIP       []RealIPFile    `json:"real_ip_files,omitempty"`
 }
 
 // Summary is the one line a person reads, e.g. "15 IPv4 + 7 IPv6 Cloudflare
@@ -111,14 +113,14 @@ func Sync(ctx context.Context, cfg Config) (Result, error) {
 	cfg.logger().Debug("fetched", "ipv4", len(list.IPv4), "ipv6", len(list.IPv6), "etag", list.Etag)
 	res, err := apply(ctx, cfg, list, true)
 	if err != nil || cfg.DryRun {
-		return res, err
+		return withRealIP(ctx, cfg, list, res, err)
 	}
 	if err := cfranges.Save(cfg.StateDir, list); err != nil {
 		// The firewall holds the new list; only the cache is stale. Say so,
 		// but the protection itself is in place.
 		return res, fmt.Errorf("applied, but saving the cache failed: %w", err)
 	}
-	return res, nil
+	return withRealIP(ctx, cfg, list, res, nil)
 }
 
 // Restore applies the last good list from the cache, or the built-in list
