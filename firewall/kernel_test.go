@@ -172,6 +172,12 @@ func TestDriftRepair(t *testing.T) {
 		{"rule deleted", func(t *testing.T, ns *nstest.NS) {
 			ns.Run("nft", "delete", "rule", "inet", "cfguard", "input", "handle", handleOf(t, ns, "input", "dport @web_ports drop"))
 		}, "chain input: rule 6 missing (`tcp dport @web_ports drop`)"},
+		{"udp drop deleted (a table made before cfguard dropped UDP)", func(t *testing.T, ns *nstest.NS) {
+			ns.Run("nft", "delete", "rule", "inet", "cfguard", "input", "handle", handleOf(t, ns, "input", "udp dport @web_ports drop"))
+		}, "chain input: rule 7 missing (`udp dport @web_ports drop`)"},
+		{"forward udp drop deleted", func(t *testing.T, ns *nstest.NS) {
+			ns.Run("nft", "delete", "rule", "inet", "cfguard", "forward", "handle", handleOf(t, ns, "forward", "l4proto udp"))
+		}, "chain forward: rule 6 missing (`meta l4proto udp ct direction original ct status dnat ct original proto-dst @web_ports drop`)"},
 		{"rule added", func(t *testing.T, ns *nstest.NS) {
 			ns.Run("nft", "add rule inet cfguard input tcp dport 22 drop")
 		}, "chain input: extra rule 8"},
