@@ -60,35 +60,50 @@ func (b *batch) messages() ([]netlink.Message, error) {
 	return msgs, nil
 }
 
-// markNewTable adds cfguard's mark to the NEWTABLE message that creates
-// table. It fails when the batch does not create it.
-func markNewTable(msgs []netlink.Message, table string) error {
-	name := []byte(table + "\x00")
+// tableMsg returns the index of the first message of type msg for table.
+func tableMsg(msgs []netlink.Message, msg int, table string) (int, error) {
+	name := table + "\x00"
 	for i, m := range msgs {
-		if m.Header.Type != nftMsgType(unix.NFT_MSG_NEWTABLE) || len(m.Data) < 4 {
+		if m.Header.Type != nftMsgType(msg) || len(m.Data) < 4 {
 			continue
 		}
 		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
 		if err != nil {
-			return err
+			return 0, err
 		}
-		found := false
 		for ad.Next() {
-			if ad.Type() == unix.NFTA_TABLE_NAME && string(ad.Bytes()) == string(name) {
-				found = true
+			if ad.Type() == unix.NFTA_TABLE_NAME && string(ad.Bytes()) == name {
+				return i, nil
 			}
 		}
-		if !found {
-			continue
-		}
-		attr, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: nftaTableUserdata, Data: markUserdata()}})
-		if err != nil {
-			return err
-		}
-		msgs[i].Data = append(slices.Clip(m.Data), attr...)
-		return nil
 	}
-	return fmt.Errorf("no NEWTABLE message for table %s in the batch", table)
+	return 0, fmt.Errorf("no message %d for table %s in the batch", msg, table)
+}
+
+// addTableAttr appends an attribute to the first message of type msg for table.
+func addTableAttr(msgs []netlink.Message, msg int, table string, a netlink.Attribute) error {
+	i, err := tableMsg(msgs, msg, table)
+	if err != nil {
+		return err
+	}
+	attr, err := netlink.MarshalAttributes([]netlink.Attribute{a})
+	if err != nil {
+		return err
+	}
+	msgs[i].Data = append(slices.Clip(msgs[i].Data), attr...)
+	return nil
+}
+
+// markNewTable adds cfguard's mark to the NEWTABLE message that creates table.
+func markNewTable(msgs []netlink.Message, table string) error {
+	return addTableAttr(msgs, unix.NFT_MSG_NEWTABLE, table, netlink.Attribute{Type: nftaTableUserdata, Data: markUserdata()})
+}
+
+// delByHandle makes the DELTABLE message of table delete exactly the table
+// that was read (by its handle): if another one took its name meanwhile,
+// the transaction fails instead of deleting it.
+func delByHandle(msgs []netlink.Message, table string, handle uint64) error {
+	return addTableAttr(msgs, unix.NFT_MSG_DELTABLE, table, netlink.Attribute{Type: nftaTableHandle, Data: binaryutil.BigEndian.PutUint64(handle)})
 }
 
 // sendBatch sends a captured batch on nl and collects the answer to every

@@ -177,6 +177,11 @@ func (m *Manager) Apply(ctx context.Context, w Want) (Change, error) {
 		if err != nil {
 			return err
 		}
+		if p.delTable {
+			if err := delByHandle(msgs, m.cfg.Table, s.table.handle); err != nil {
+				return err
+			}
+		}
 		if p.createTable {
 			if err := markNewTable(msgs, m.cfg.Table); err != nil {
 				return err
@@ -205,8 +210,13 @@ func queue(conn *nftables.Conn, cfg Config, p *plan) error {
 	if p.delTable {
 		conn.DelTable(t)
 	}
-	if p.createTable || p.wakeTable {
-		conn.AddTable(t) // flags 0: also wakes a dormant table
+	switch {
+	case p.createTable:
+		// Exclusive: a table of that name that appeared since it was read
+		// fails the transaction rather than being written to.
+		conn.CreateTable(t)
+	case p.wakeTable:
+		conn.AddTable(t) // flags 0: wakes a dormant table
 	}
 	for _, c := range p.flushChains {
 		conn.FlushChain(&nftables.Chain{Name: c.Name, Table: t})
@@ -277,10 +287,21 @@ func (m *Manager) Remove(ctx context.Context) (existed bool, err error) {
 		if !existed {
 			return nil
 		}
-		m.conn.DelTable(&nftables.Table{Name: m.cfg.Table, Family: familyINet})
+		b, err := newBatch()
+		if err != nil {
+			return err
+		}
+		b.DelTable(&nftables.Table{Name: m.cfg.Table, Family: familyINet})
+		msgs, err := b.messages()
+		if err != nil {
+			return err
+		}
+		if err := delByHandle(msgs, m.cfg.Table, s.table.handle); err != nil {
+			return err
+		}
 		m.flushes++
-		if err := m.conn.Flush(); err != nil {
-			if errors.Is(err, syscall.ENOENT) { // removed meanwhile
+		if err := sendBatch(m.nl, msgs); err != nil {
+			if errors.Is(err, syscall.ENOENT) { // removed meanwhile (or made again: then it is left)
 				existed = false
 				return nil
 			}

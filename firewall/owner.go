@@ -24,9 +24,12 @@ import (
 // it does.
 const Mark = "managed by cfguard"
 
-// nftaTableUserdata is NFTA_TABLE_USERDATA (linux/netfilter/nf_tables.h),
+// NFTA_TABLE_HANDLE and NFTA_TABLE_USERDATA (linux/netfilter/nf_tables.h),
 // which golang.org/x/sys/unix does not define.
-const nftaTableUserdata = 6
+const (
+	nftaTableHandle   = 4
+	nftaTableUserdata = 6
+)
 
 // udataTableComment is NFTNL_UDATA_TABLE_COMMENT, the TLV type libnftnl
 // and nft use for a table's comment.
@@ -59,8 +62,9 @@ func tableComment(udata []byte) (comment string, ok bool) {
 type tableInfo struct {
 	name  string
 	flags uint32
-	use   uint32 // chains, sets (anonymous ones too), objects and flowtables in it
-	udata []byte
+	use    uint32 // chains, sets (anonymous ones too), objects and flowtables in it
+	handle uint64 // unique in the namespace: a table deleted and made again has a new one
+	udata  []byte
 }
 
 // marked reports whether cfguard created the table.
@@ -117,6 +121,8 @@ func decodeTable(b []byte) (*tableInfo, error) {
 			t.flags = ad.Uint32()
 		case unix.NFTA_TABLE_USE:
 			t.use = ad.Uint32()
+		case nftaTableHandle:
+			t.handle = ad.Uint64()
 		case nftaTableUserdata:
 			t.udata = ad.Bytes()
 		}

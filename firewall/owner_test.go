@@ -8,6 +8,7 @@ import (
 
 	"github.com/cfguard/cfguard/internal/nstest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
 )
 
 // debianFilter is an administrator's own table, as Debian's nftables.conf
@@ -238,5 +239,46 @@ func TestTableComment(t *testing.T) {
 	}
 	if !(&tableInfo{udata: markUserdata()}).marked() || (&tableInfo{udata: []byte{0, 3, 'c', 'f', 0}}).marked() {
 		t.Error("marked")
+	}
+}
+
+// A table that takes cfguard's name between the read and the transaction
+// is not written to: the create is exclusive, and the delete of an earlier
+// cfguard's table names the table read by its handle.
+func TestTableAppearingMeanwhileIsLeftAlone(t *testing.T) {
+	foreign := "table inet cfguard {\n\tchain admin {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 22 accept\n\t}\n}\n"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, ns *nstest.NS)
+		race  func(t *testing.T, ns *nstest.NS)
+	}{
+		{"created meanwhile", func(t *testing.T, ns *nstest.NS) {},
+			func(t *testing.T, ns *nstest.NS) { loadNft(t, ns, foreign) }},
+		{"an earlier cfguard's table replaced meanwhile", func(t *testing.T, ns *nstest.NS) { loadNft(t, ns, legacyTable(testCfg, standIn)) },
+			func(t *testing.T, ns *nstest.NS) {
+				ns.Run("nft", "delete", "table", "inet", "cfguard")
+				loadNft(t, ns, foreign)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := kernelNS(t)
+			tc.setup(t, ns)
+			m := manager(t, ns, testCfg)
+			var before string
+			m.beforeFlush = func(*nftables.Conn, *plan) {
+				tc.race(t, ns)
+				before = ns.Run("nft", "-a", "list", "ruleset")
+			}
+			if _, err := m.Apply(ctxT(t), standIn); err == nil || strings.Contains(err.Error(), "\n") {
+				t.Errorf("apply over a table that appeared meanwhile: %v, want a one-line error", err)
+			}
+			if diff := cmp.Diff(before, ns.Run("nft", "-a", "list", "ruleset")); diff != "" {
+				t.Errorf("the table that appeared was changed (-before +after):\n%s", diff)
+			}
+			m.beforeFlush = nil
+			if _, err := m.Apply(ctxT(t), standIn); !errors.As(err, new(*NotOwnedError)) {
+				t.Errorf("next apply: %v, want the refusal", err)
+			}
+		})
 	}
 }
