@@ -60,8 +60,8 @@ func tableComment(udata []byte) (comment string, ok bool) {
 // tableInfo is a table as the kernel dumps it, with what nftables v0.3.0
 // does not decode: its userdata, and its flags in the right byte order.
 type tableInfo struct {
-	name  string
-	flags uint32
+	name   string
+	flags  uint32
 	use    uint32 // chains, sets (anonymous ones too), objects and flowtables in it
 	handle uint64 // unique in the namespace: a table deleted and made again has a new one
 	udata  []byte

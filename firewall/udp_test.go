@@ -16,6 +16,10 @@ import (
 // an accepted datagram is already queued on its socket.
 const udpWait = 2 * time.Second
 
+// udpAfterMarker is how long an accepted datagram may still take to show
+// on its socket once the marker sent after it is in (on a loaded machine).
+const udpAfterMarker = 500 * time.Millisecond
+
 func listenUDP(t *testing.T, ns *nstest.NS, addr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
@@ -33,18 +37,23 @@ func listenUDP(t *testing.T, ns *nstest.NS, addr string) *net.UDPConn {
 	return c
 }
 
-func sendUDP(from *nstest.NS, src netip.Addr, dst netip.AddrPort, msg string) error {
+// sendUDP sends msg to dst, then marker to ctl, from one socket bound to
+// src (any if invalid), one after the other on one thread.
+func sendUDP(from *nstest.NS, src netip.Addr, dst, ctl netip.AddrPort, msg, marker string) error {
 	return from.Do(func() error {
-		var la *net.UDPAddr
+		la := &net.UDPAddr{}
 		if src.IsValid() {
 			la = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
 		}
-		c, err := net.DialUDP("udp", la, net.UDPAddrFromAddrPort(dst))
+		c, err := net.ListenUDP("udp", la)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_, err = c.Write([]byte(msg))
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+			return err
+		}
+		_, err = c.WriteToUDPAddrPort([]byte(marker), ctl)
 		return err
 	})
 }
@@ -63,16 +72,13 @@ func (u *udpPath) arrives(src netip.Addr, web, ctl netip.AddrPort) bool {
 	for range readyAttempts { // the first datagrams on a fresh IPv6 link may wait for neighbour discovery
 		u.n++
 		msg, marker := fmt.Sprintf("web-%d", u.n), fmt.Sprintf("marker-%d", u.n)
-		if err := sendUDP(u.from, src, web, msg); err != nil {
-			u.t.Fatal(err)
-		}
-		if err := sendUDP(u.from, src, ctl, marker); err != nil {
+		if err := sendUDP(u.from, src, web, ctl, msg, marker); err != nil {
 			u.t.Fatal(err)
 		}
 		if !readUntil(u.ctl, marker, time.Now().Add(udpWait)) {
 			continue
 		}
-		return readUntil(u.web, msg, time.Now().Add(100*time.Millisecond))
+		return readUntil(u.web, msg, time.Now().Add(udpAfterMarker))
 	}
 	u.t.Fatalf("marker datagrams from %s to %s never arrived", src, ctl)
 	return false
