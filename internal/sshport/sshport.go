@@ -2,7 +2,8 @@
 // never guards one: a guarded port answers Cloudflare only, and SSH on it
 // would be cut for everyone else, the administrator first.
 //
-// The ports are: 22, SSH's standard port; every port a process named sshd
+// The ports are: 22, SSH's standard port; the Port and ListenAddress
+// ports of sshd_config (see config.go); every port a process named sshd
 // listens on (LISTEN sockets of /proc/net/tcp and tcp6 whose inode a
 // sshd's /proc/PID/fd links to); the server port of the SSH session this
 // command runs in, from SSH_CONNECTION; and the local port of the
@@ -62,6 +63,7 @@ type Proc struct {
 	NetRoot  string              // the calling thread's network namespace: "/proc/thread-self"
 	Getenv   func(string) string // os.Getenv
 	Self     int                 // whose ancestors are walked: os.Getpid()
+	Config   string              // sshd's configuration: "/etc/ssh/sshd_config"; "" reads none
 }
 
 // System is the Finder of this host, as this process sees it.
@@ -70,7 +72,7 @@ func System() Proc {
 	if _, err := os.Stat(net + "/net/tcp"); err != nil {
 		net = "/proc/self"
 	}
-	return Proc{ProcRoot: "/proc", NetRoot: net, Getenv: os.Getenv, Self: os.Getpid()}
+	return Proc{ProcRoot: "/proc", NetRoot: net, Getenv: os.Getenv, Self: os.Getpid(), Config: "/etc/ssh/sshd_config"}
 }
 
 type socketLine struct {
@@ -83,6 +85,9 @@ type socketLine struct {
 // Processes whose file descriptors cannot be read are skipped.
 func (p Proc) Find() ([]Port, error) {
 	out := []Port{{Standard, "it is SSH's standard port"}}
+	if p.Config != "" {
+		out = append(out, configPorts(p.Config)...)
+	}
 	if v := p.Getenv("SSH_CONNECTION"); v != "" {
 		// "client_ip client_port server_ip server_port"
 		if f := strings.Fields(v); len(f) == 4 {

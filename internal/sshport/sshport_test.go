@@ -247,3 +247,42 @@ func TestFindRealSSHD(t *testing.T) {
 		t.Errorf("ports %+v: want sshd's listener on 2222 and the session on 2222", got)
 	}
 }
+
+func TestConfigPorts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("sshd_config.d/10-port.conf", "Port=2222\n")
+	write("sshd_config.d/20-listen.conf", "ListenAddress [2001:db8::1]:2200 rdomain x\nListenAddress 192.0.2.1\n")
+	main := write("sshd_config", "# Port 9999\nInclude "+dir+"/sshd_config.d/*.conf\n  port 22022\nPort 99999\nPort\nMatch User backup\n\tPort 4444\n")
+	got := configPorts(main)
+	want := []Port{
+		{2222, "sshd is configured to listen on it (Port, " + dir + "/sshd_config.d/10-port.conf:1)"},
+		{2200, "sshd is configured to listen on it (ListenAddress [2001:db8::1]:2200, " + dir + "/sshd_config.d/20-listen.conf:1)"},
+		{22022, "sshd is configured to listen on it (Port, " + main + ":3)"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := configPorts(filepath.Join(dir, "missing")); got != nil {
+		t.Errorf("missing file: %v", got)
+	}
+	// An Include loop is bounded.
+	loop := write("loop.conf", "Port 2022\nInclude "+dir+"/loop.conf\n")
+	if got := configPorts(loop); len(got) != maxIncludes+1 {
+		t.Errorf("include loop: %d ports, want %d", len(got), maxIncludes+1)
+	}
+	// Through Find.
+	f := newFakeProc(t, "", "")
+	f.proc(1, 0, "systemd")
+	ports, err := Proc{ProcRoot: f.root, NetRoot: f.root, Self: 1, Getenv: func(string) string { return "" }, Config: main}.Find()
+	if err != nil || len(ports) != 4 || ports[1].Port != 2222 {
+		t.Errorf("Find with a config: %+v, %v", ports, err)
+	}
+}
