@@ -81,7 +81,7 @@ func newAppGlobals(stdout, stderr io.Writer) (*cli.Command, *globals) {
 			&cli.StringFlag{Name: "api-token", Sources: cli.EnvVars("CLOUDFLARE_API_TOKEN"), Usage: "Cloudflare API token (verify only; sync needs none)", Destination: &g.tokenFlag},
 			&cli.StringFlag{Name: "api-token-file", Sources: cli.EnvVars("CFGUARD_API_TOKEN_FILE"), Usage: "file holding the API token (systemd: LoadCredential=" + credentialName + ":…)", Destination: &g.tokenFile},
 			&cli.StringFlag{Name: "state-dir", Value: defaultStateDir, Sources: cli.EnvVars("CFGUARD_STATE_DIR", "STATE_DIRECTORY"), Usage: "where the last good list and the lock live", Destination: &g.stateDir},
-			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "TCP ports only Cloudflare may reach, comma-separated"},
+			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "web ports, comma-separated: TCP to them answers only Cloudflare, UDP to them nobody (never 22 or a port sshd uses, unless sync/restore --guard-ssh-port names it)"},
 			&cli.StringFlag{Name: "table", Value: defaultTable, Sources: cli.EnvVars("CFGUARD_TABLE"), Usage: "name of cfguard's own table (family inet)", Destination: &g.table},
 			&cli.BoolFlag{Name: "debug", Sources: cli.EnvVars("CFGUARD_DEBUG"), Usage: "log what cfguard does to stderr", Destination: &g.debug},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: cli.EnvVars("CFGUARD_QUIET"), Usage: "print nothing when the command succeeds (for cron); on failure, everything"},

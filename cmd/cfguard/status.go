@@ -38,11 +38,11 @@ func statusCommand(g *globals) *cli.Command {
 func (g *globals) printStatus(st guard.Status) {
 	w := g.stdout
 	if st.Protected {
-		fmt.Fprintf(w, "cfguard: protected: ports %s of this host answer only Cloudflare (table inet %s)\n", portList(st.Ports), st.Table)
+		fmt.Fprintf(w, "cfguard: protected: ports %s of this host answer only Cloudflare over TCP, and nobody over UDP (table inet %s)\n", portList(st.Ports), st.Table)
 	} else {
 		fmt.Fprintf(w, "cfguard: NOT protected (table inet %s)\n", st.Table)
 	}
-	if st.Present {
+	if st.Present && st.Owned {
 		fmt.Fprintf(w, "  ranges:    %d IPv4 + %d IPv6 Cloudflare", st.IPv4, st.IPv6)
 		if st.Allow > 0 {
 			fmt.Fprintf(w, ", %d allowed by --allow", st.Allow)

@@ -17,6 +17,11 @@ func chinaFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "china", Sources: cli.EnvVars("CFGUARD_CHINA"), Usage: "also allow Cloudflare's China Network (JD Cloud) ranges"}
 }
 
+func guardSSHFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "guard-ssh-port", Sources: cli.EnvVars("CFGUARD_GUARD_SSH_PORTS"),
+		Usage: "guard this port although SSH uses it (22, sshd listens on it, or this session came in on it): SSH on it then answers only Cloudflare (repeatable; env: comma-separated)"}
+}
+
 func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}
 }
@@ -37,6 +42,7 @@ func syncCommand(g *globals) *cli.Command {
 			chinaFlag(),
 			allowFlag(),
 			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
+			guardSSHFlag(),
 			jsonFlag(),
 		}, realIPFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -64,7 +70,7 @@ func restoreCommand(g *globals) *cli.Command {
 		Description: "Uses the cache written by the last successful sync; with no usable cache,\n" +
 			"the copy of Cloudflare's ranges built into this binary (with a warning).",
 		// No --china: the cache holds whatever the last sync fetched.
-		Flags: []cli.Flag{allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, jsonFlag()},
+		Flags: []cli.Flag{allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, guardSSHFlag(), jsonFlag()},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
@@ -90,6 +96,13 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 		return cfg, usageErr(err)
 	}
 	cfg.Allow = allow
+	for _, v := range cmd.StringSlice("guard-ssh-port") {
+		ports, err := parsePorts(v)
+		if err != nil {
+			return cfg, usageErr(fmt.Errorf("--guard-ssh-port %q: want ports 1-65535, comma-separated", v))
+		}
+		cfg.GuardSSHPorts = append(cfg.GuardSSHPorts, ports...)
+	}
 	if cmd.IsSet("china") {
 		cfg.China = cmd.Bool("china")
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/firewall"
+	"github.com/cfguard/cfguard/internal/sshport"
 )
 
 // Config is what every operation needs. The CLI fills it from flags and
@@ -29,6 +31,32 @@ type Config struct {
 	Fetch     time.Duration // 0: cfranges.FetchTimeout
 	Logger    *slog.Logger
 	RealIP    RealIP // web servers' trusted-proxy files sync writes (realip.go)
+
+	// SSH finds the ports SSH depends on (nil: this host's /proc); a
+	// guarded one is refused unless GuardSSHPorts (--guard-ssh-port) names it.
+	SSH           sshport.Finder
+	GuardSSHPorts []uint16
+}
+
+// checkSSH refuses to guard a port SSH depends on: 22, sshd's listeners,
+// the port of the SSH session running this command. Nothing is changed.
+func (c Config) checkSSH() error {
+	f := c.SSH
+	if f == nil {
+		f = sshport.System()
+	}
+	found, err := f.Find()
+	if cerr := sshport.Check(c.Ports, found, c.GuardSSHPorts); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		for _, p := range c.Ports {
+			if !slices.Contains(c.GuardSSHPorts, p) {
+				return fmt.Errorf("cannot tell whether sshd listens on a port of --ports: %w; nothing changed", err)
+			}
+		}
+	}
+	return nil
 }
 
 func (c Config) logger() *slog.Logger {
@@ -99,6 +127,9 @@ func (r Result) Summary() string {
 // it in one transaction. On any error the firewall and the cache are left
 // exactly as they were.
 func Sync(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.checkSSH(); err != nil {
+		return Result{}, err
+	}
 	unlock, err := cfg.lock(ctx)
 	if err != nil {
 		return Result{}, err
@@ -126,6 +157,9 @@ func Sync(ctx context.Context, cfg Config) (Result, error) {
 // Restore applies the last good list from the cache, or the built-in list
 // when there is no usable cache. It never touches the network.
 func Restore(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.checkSSH(); err != nil {
+		return Result{}, err
+	}
 	unlock, err := cfg.lock(ctx)
 	if err != nil {
 		return Result{}, err
@@ -134,6 +168,9 @@ func Restore(ctx context.Context, cfg Config) (Result, error) {
 
 	list, warn := Cached(cfg.StateDir)
 	res, err := apply(ctx, cfg, list, false)
+	if _, refused := errors.AsType[*firewall.NotOwnedError](err); refused {
+		return res, err // the one line says it all; the cache does not matter
+	}
 	if warn != "" {
 		res.Warnings = append(res.Warnings, warn)
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go4.org/netipx"
@@ -17,10 +20,13 @@ type Status struct {
 	Protected bool     `json:"protected"`
 	Table     string   `json:"table"`
 	Present   bool     `json:"table_present"`
+	Owned     bool     `json:"owned"`       // the table carries cfguard's mark (or is an earlier cfguard's)
+	UDPDrop   bool     `json:"udp_dropped"` // UDP to the ports is dropped from everyone (Cloudflare never uses it)
 	Hooked    bool     `json:"hooked"`
 	Problems  []string `json:"problems"`
-	Ports     []uint16 `json:"ports"`
-	IPv4      int      `json:"ipv4_ranges"` // Cloudflare ranges in the kernel, as merged intervals
+	Ports     []uint16 `json:"ports"`            // in the kernel
+	WantPorts []uint16 `json:"configured_ports"` // --ports
+	IPv4      int      `json:"ipv4_ranges"`      // Cloudflare ranges in the kernel, as merged intervals
 	IPv6      int      `json:"ipv6_ranges"`
 	Allow     int      `json:"allow_ranges"`
 
@@ -37,7 +43,7 @@ type Status struct {
 
 // ReadStatus reads the kernel and the cache; it changes nothing.
 func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) {
-	st := Status{Table: cfg.Table, Problems: []string{}, Missing: []netip.Prefix{}, Extra: []netip.Prefix{}}
+	st := Status{Table: cfg.Table, Problems: []string{}, Missing: []netip.Prefix{}, Extra: []netip.Prefix{}, WantPorts: sorted(cfg.Ports)}
 	fw, err := cfg.firewall()
 	if err != nil {
 		return st, err
@@ -49,16 +55,25 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 	}
 	st.Present, st.Hooked, st.Ports = k.Present, k.Hooked, k.Ports
 	st.IPv4, st.IPv6, st.Allow = len(k.Cloudflare4), len(k.Cloudflare6), len(k.Allow)
+	st.Owned = k.Owned
+	portsDiffer := k.Owned && !slices.Equal(k.Ports, st.WantPorts)
 	switch {
 	case !k.Present:
 		st.Problems = append(st.Problems, fmt.Sprintf("table inet %s does not exist: run `cfguard sync` (or `cfguard restore` offline)", cfg.Table))
+	case k.Foreign:
+		st.Problems = append(st.Problems, k.Problems...) // whose table it is, and what to do
 	case !k.Hooked:
 		st.Problems = append(st.Problems, k.Problems...)
 		st.Problems = append(st.Problems, "the table drifted from what cfguard writes: run `cfguard sync` (or `cfguard restore`) to rebuild it")
 	case st.IPv4+st.IPv6 == 0:
 		st.Problems = append(st.Problems, "the Cloudflare sets are empty: web ports answer nobody but --allow sources")
 	}
-	st.Protected = k.Present && k.Hooked && st.IPv4+st.IPv6 > 0
+	if portsDiffer {
+		st.Problems = append(st.Problems, fmt.Sprintf("the kernel guards ports %s but --ports is %s: run `cfguard sync` (or `cfguard restore`) to guard %s, or set --ports %s",
+			portList(k.Ports), portList(st.WantPorts), portList(st.WantPorts), portList(k.Ports)))
+	}
+	st.UDPDrop = k.Owned && k.Hooked
+	st.Protected = k.Present && k.Owned && k.Hooked && st.IPv4+st.IPv6 > 0 && !portsDiffer
 
 	list, err := cfranges.Load(cfg.StateDir)
 	switch {
@@ -70,7 +85,7 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		t := list.FetchedAt
 		st.LastSync, st.Etag = &t, list.Etag
 		st.AgeSeconds = int64(now.Sub(t).Seconds())
-		if k.Present {
+		if k.Owned {
 			kernel := append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...)
 			st.Missing, st.Extra = diff(list.All(), kernel)
 			if len(st.Missing)+len(st.Extra) > 0 {
@@ -79,6 +94,24 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		}
 	}
 	return st, nil
+}
+
+func sorted(p []uint16) []uint16 {
+	p = slices.Clone(p)
+	slices.Sort(p)
+	return p
+}
+
+// portList is "80,443" ("none" for no port).
+func portList(ports []uint16) string {
+	if len(ports) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(s, ",")
 }
 
 // diff compares two prefix lists as address sets and returns what only a
