@@ -79,5 +79,3 @@ func (c Config) sortedPorts() []uint16 {
 	slices.Sort(p)
 	return p
 }
-
-func (c Config) tableRef() string { return "table inet " + c.Table }
