@@ -48,12 +48,13 @@ func verifyCommand(g *globals) *cli.Command {
 			}
 			rep, err := verify.Run(ctx, cfg, g.logger)
 			if err != nil {
-				return cannotRun(err)
+				return redactErr(cannotRun(err), cfg.Token)
 			}
+			out := redactingWriter(g.stdout, cfg.Token)
 			if cmd.Bool("json") {
-				err = report.WriteJSON(g.stdout, rep)
+				err = report.WriteJSON(out, rep)
 			} else {
-				err = report.WriteText(g.stdout, rep, colorOutput(g.stdout, os.Getenv))
+				err = report.WriteText(out, rep, colorOutput(g.stdout, os.Getenv))
 			}
 			if err != nil {
 				return err
