@@ -30,6 +30,16 @@ lint:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(STATICCHECK) ./...
 
+# Each fuzz target for 3 s: one line per target (other targets add their own lines).
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime 3s ./internal/textsafe
+	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime 3s ./internal/textsafe
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime 3s ./verify/backend/logs
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDump$$' -fuzztime 3s ./verify/backend/nginxconf
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime 3s ./verify/backend/nginxconf
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 3s ./verify/backend/apacheconf
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 3s ./verify/backend/fpm
+
 vuln:
 	@if curl -fsS -m 10 -o /dev/null $(VULNDB)/index/db.json 2>/dev/null; then $(GOVULNCHECK) ./...; else echo "govulncheck skipped: $(VULNDB) is unreachable"; fi
 
