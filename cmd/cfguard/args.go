@@ -94,7 +94,7 @@ func (e *envBool) Lookup() (string, bool) {
 func (e *envBool) String() string   { return fmt.Sprintf("environment variable %q", e.name) }
 func (e *envBool) GoString() string { return fmt.Sprintf("&envBool{name:%q}", e.name) }
 func (e *envBool) IsFromEnv() bool  { return true }
-func (e *envBool) EnvKey() string   { return e.name }
+func (e *envBool) Key() string      { return e.name }
 
 // checkEnv reports the first refused environment value of any flag of cmd
 // and its parents.

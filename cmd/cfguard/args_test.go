@@ -90,6 +90,8 @@ var usageRows = []usageRow{
 		`cfguard: sync: flag provided but not defined: -bogus (see cfguard sync --help)`},
 	{"bad bool flag value", nil, []string{"sync", "--json=maybe"},
 		`cfguard: sync: invalid value "maybe" for flag -json: parse error (see cfguard sync --help)`},
+	{"--origin-ip with a zone", nil, []string{"verify", "--hostname", "www.example.com", "--ssl-mode", "full", "--origin-ip", "fe80::1%eth0"},
+		`cfguard: --origin-ip "fe80::1%eth0": not an IP address (without a %zone)`},
 	{"bad port", nil, []string{"--ports", "80,https", "status"},
 		`cfguard: --ports "80,https": "https" is not a port (1-65535)`},
 }
@@ -206,5 +208,23 @@ func TestUsageErrorTableBinary(t *testing.T) {
 	}
 	for name := range some {
 		t.Errorf("no usage row named %q", name)
+	}
+}
+
+// The bool flags read through envBool still show their variable in --help,
+// and --version has no -v.
+func TestHelpNamesEnvVars(t *testing.T) {
+	root, _, _ := runArgs(t, nil, "--help")
+	sync, _, _ := runArgs(t, nil, "sync", "--help")
+	for _, want := range []string{"[$CFGUARD_DEBUG]", "--version "} {
+		if !strings.Contains(root, want) {
+			t.Errorf("cfguard --help lacks %q:\n%s", want, root)
+		}
+	}
+	if strings.Contains(root, "-v,") || strings.Contains(root, ", -v") {
+		t.Errorf("cfguard --help still offers -v:\n%s", root)
+	}
+	if !strings.Contains(sync, "[$CFGUARD_CHINA]") {
+		t.Errorf("cfguard sync --help lacks [$CFGUARD_CHINA]:\n%s", sync)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // urfave/cli's --version has the alias -v, which people read as "verbose":
 // keep --version alone, printing what `cfguard version` prints.
 func init() {
-	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version (as `cfguard version` does)", HideDefault: true, Local: true}
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version (as cfguard version does)", HideDefault: true, Local: true}
 	cli.VersionPrinter = func(cmd *cli.Command) { fmt.Fprintln(cmd.Root().Writer, versionLine()) }
 }
 
