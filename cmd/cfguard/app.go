@@ -106,10 +106,7 @@ var extraCommands []func(*globals) *cli.Command
 // markUsageErrors makes every flag-parsing error exit with code 2.
 func markUsageErrors(c *cli.Command) {
 	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
-		if cmd.Root() == cmd {
-			return usageErr(fmt.Errorf("%w (see %s --help)", err, cmd.FullName()))
-		}
-		return usageErr(fmt.Errorf("%s: %w (see %s --help)", cmd.Name, err, cmd.FullName()))
+		return usageErr(describeUsageError(cmd, err))
 	}
 	for _, sub := range c.Commands {
 		markUsageErrors(sub)
@@ -133,8 +130,8 @@ func (g *globals) parse(cmd *cli.Command) error {
 		return usageErr(err)
 	}
 	g.ports = ports
-	if !strings.HasPrefix(g.apiURL, "https://") && !strings.HasPrefix(g.apiURL, "http://") {
-		return usageErr(fmt.Errorf("--api-url %q: want an http(s) URL", g.apiURL))
+	if err := checkAPIURL(g.apiURL); err != nil {
+		return usageErr(err)
 	}
 	if !filepath.IsAbs(g.stateDir) {
 		abs, err := filepath.Abs(g.stateDir)

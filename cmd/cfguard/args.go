@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -57,6 +58,58 @@ func checkAllowAddr(in string, a netip.Addr, bits int) error {
 		return fmt.Errorf("--allow %q is an IPv4-mapped IPv6 address: IPv4 clients are matched as IPv4, write %s", clip(in), v4)
 	}
 	return nil
+}
+
+// checkAPIURL wants an http(s) URL with a host.
+func checkAPIURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("--api-url %q: want an http(s) URL such as %s", clip(s), defaultAPIURL)
+	}
+	return nil
+}
+
+// describeUsageError words a flag-parsing error of urfave/cli as one line
+// naming the command, with the nearest flag for an unknown one.
+func describeUsageError(cmd *cli.Command, err error) error {
+	prefix := cmd.Name + ": "
+	if cmd.Root() == cmd {
+		prefix = ""
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+		name = strings.TrimLeft(name, "-")
+		dashes := "--"
+		if len(name) == 1 {
+			dashes = "-"
+		}
+		hint := ""
+		if name == "v" {
+			hint = ": the version is --version"
+		} else if s := nearestFlag(cmd, name); s != "" {
+			hint = ": did you mean --" + s + "?"
+		}
+		return fmt.Errorf("%sunknown flag %s%s%s (see %s --help)", prefix, dashes, clip(name), hint, cmd.FullName())
+	}
+	return fmt.Errorf("%s%w (see %s --help)", prefix, err, cmd.FullName())
+}
+
+// nearestFlag returns the flag of cmd or its parents closest to name, as
+// nearestCommand does for commands.
+func nearestFlag(cmd *cli.Command, name string) string {
+	best, bestD := "", 3
+	for _, c := range cmd.Lineage() {
+		for _, f := range c.Flags {
+			for _, n := range f.Names() {
+				if len(n) < 2 {
+					continue
+				}
+				if d := editDistance(name, n); d < bestD && d*2 < len(n) {
+					best, bestD = n, d
+				}
+			}
+		}
+	}
+	return best
 }
 
 // envBool is the environment source of a bool flag. It takes the words an
