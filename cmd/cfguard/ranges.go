@@ -11,6 +11,7 @@ import (
 
 	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 // interactiveFetchTimeout bounds the fetch of Cloudflare's ranges when a
@@ -32,7 +33,7 @@ func rangesCommand(g *globals) *cli.Command {
 				return usageErr(fmt.Errorf("--format %q: want plain, json, nft, nginx or apache", format))
 			}
 			list, note := currentRanges(ctx, g, cmd.Bool("offline"), cmd.Bool("china"))
-			fmt.Fprintln(g.stderr, "cfguard: "+note)
+			fmt.Fprintln(g.stderr, "cfguard: "+textsafe.String(note))
 			switch format {
 			case "json":
 				return g.printJSON(list)

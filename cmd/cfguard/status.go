@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 func statusCommand(g *globals) *cli.Command {
@@ -50,12 +51,12 @@ func (g *globals) printStatus(st guard.Status) {
 		fmt.Fprintln(w)
 	}
 	if st.LastSync != nil {
-		fmt.Fprintf(w, "  last sync: %s (%s ago), etag %s\n", st.LastSync.Format(time.RFC3339), (time.Duration(st.AgeSeconds) * time.Second).String(), orDash(st.Etag))
+		fmt.Fprintf(w, "  last sync: %s (%s ago), etag %s\n", st.LastSync.Format(time.RFC3339), (time.Duration(st.AgeSeconds) * time.Second).String(), orDash(textsafe.String(st.Etag)))
 	} else if st.CacheError != "" {
-		fmt.Fprintf(w, "  last sync: %s\n", st.CacheError)
+		fmt.Fprintf(w, "  last sync: %s\n", textsafe.String(st.CacheError))
 	}
 	for _, p := range st.Problems {
-		fmt.Fprintf(w, "  problem:   %s\n", p)
+		fmt.Fprintf(w, "  problem:   %s\n", textsafe.String(p))
 	}
 }
 

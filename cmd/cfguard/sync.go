@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 func allowFlag() cli.Flag {
@@ -14,7 +15,7 @@ func allowFlag() cli.Flag {
 }
 
 func chinaFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "china", Sources: cli.EnvVars("CFGUARD_CHINA"), Usage: "also allow Cloudflare's China Network (JD Cloud) ranges"}
+	return &cli.BoolFlag{Name: "china", Sources: envBools("CFGUARD_CHINA"), Usage: "also allow Cloudflare's China Network (JD Cloud) ranges"}
 }
 
 func guardSSHFlag() cli.Flag {
@@ -113,7 +114,7 @@ func (g *globals) printResult(cmd *cli.Command, res guard.Result) error {
 	if cmd.Bool("json") {
 		return g.printJSON(res)
 	}
-	fmt.Fprintln(g.stdout, "cfguard: "+res.Summary())
+	fmt.Fprintln(g.stdout, "cfguard: "+textsafe.String(res.Summary()))
 	g.printRealIP(res)
 	if res.DryRun {
 		for _, p := range res.Added {
