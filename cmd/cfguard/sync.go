@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
 )
 
@@ -27,12 +28,15 @@ func syncCommand(g *globals) *cli.Command {
 		Usage: "fetch Cloudflare's ranges and apply them in one transaction (run by the timer)",
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
-			"installed ranges is refused unless --force.",
+			"installed ranges, or covers more than 4 times the addresses of the installed\n" +
+			"(or built-in) list, is refused unless --force. The cache is written before the\n" +
+			"firewall is touched (a full disk changes nothing); once the transaction is\n" +
+			"sent, SIGTERM waits for it, and the exit code says what the kernel holds.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),
 			allowFlag(),
-			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
+			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges, or grows more than 4 times"},
 			jsonFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -42,6 +46,9 @@ func syncCommand(g *globals) *cli.Command {
 			}
 			cfg.DryRun, cfg.Force = cmd.Bool("dry-run"), cmd.Bool("force")
 			res, err := guard.Sync(ctx, cfg)
+			for _, w := range res.Warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}
@@ -82,6 +89,12 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 	if err != nil {
 		return cfg, usageErr(err)
 	}
+	// Each --allow passed on its own; together they must not cover more
+	// than a /8 (IPv4) or /16 (IPv6) either: 0.0.0.0/1 + 128.0.0.0/1 is
+	// everyone.
+	if err := cfranges.CheckMerged(allow); err != nil {
+		return cfg, usageErr(fmt.Errorf("--allow: %w", err))
+	}
 	cfg.Allow = allow
 	if cmd.IsSet("china") {
 		cfg.China = cmd.Bool("china")
@@ -113,7 +126,10 @@ func removeCommand(g *globals) *cli.Command {
 		Name:  "remove",
 		Usage: "delete cfguard's own table (and nothing else); the web ports are open to all again",
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			existed, err := guard.Remove(ctx, g.guard())
+			existed, warnings, err := guard.Remove(ctx, g.guard())
+			for _, w := range warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}

@@ -29,6 +29,12 @@ type Status struct {
 	Etag       string     `json:"etag,omitempty"`
 	CacheError string     `json:"cache_error,omitempty"`
 
+	// Stale: the kernel holds a list, but the last good sync is older than
+	// Config.MaxAge (or its age cannot be told: no usable cache). The CLI
+	// exits 1 on a stale status as on an unprotected one.
+	Stale         bool  `json:"stale"`
+	MaxAgeSeconds int64 `json:"max_age_seconds,omitempty"`
+
 	// Drift between the kernel and the last good list: in the cache but not
 	// in the kernel (Missing), in the kernel but not in the cache (Extra).
 	Missing []netip.Prefix `json:"missing"`
@@ -60,6 +66,7 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 	}
 	st.Protected = k.Present && k.Hooked && st.IPv4+st.IPv6 > 0
 
+	st.MaxAgeSeconds = int64(cfg.MaxAge.Seconds())
 	list, err := cfranges.Load(cfg.StateDir)
 	switch {
 	case errors.Is(err, cfranges.ErrNoCache):
@@ -70,6 +77,11 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		t := list.FetchedAt
 		st.LastSync, st.Etag = &t, list.Etag
 		st.AgeSeconds = int64(now.Sub(t).Seconds())
+		if age := now.Sub(t); cfg.MaxAge > 0 && age > cfg.MaxAge && k.Present {
+			st.Stale = true
+			st.Problems = append(st.Problems, fmt.Sprintf("the last good sync was %s ago, more than the maximum age %s: the sync timer is not running or cannot reach the API; run `cfguard sync`",
+				age.Round(time.Second), cfg.MaxAge))
+		}
 		if k.Present {
 			kernel := append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...)
 			st.Missing, st.Extra = diff(list.All(), kernel)
@@ -77,6 +89,10 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 				st.Problems = append(st.Problems, fmt.Sprintf("the kernel differs from the last good list (%d missing, %d extra): run `cfguard sync`", len(st.Missing), len(st.Extra)))
 			}
 		}
+	}
+	if cfg.MaxAge > 0 && k.Present && st.LastSync == nil {
+		st.Stale = true
+		st.Problems = append(st.Problems, "the age of the installed list cannot be told (no usable cache of a successful sync): run `cfguard sync`")
 	}
 	return st, nil
 }

@@ -1,0 +1,154 @@
+package cfranges
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"net/netip"
+
+	"go4.org/netipx"
+)
+
+// ErrGrowth is returned (wrapped in a *GrowthError) by CheckGrowth when a new
+// list covers far more addresses than the installed one. The CLI lets
+// --force override it.
+var ErrGrowth = errors.New("list grows suspiciously")
+
+// GrowthFactor is how many times the addresses of the larger of the
+// installed list and the built-in list a new list may cover, per family,
+// before CheckGrowth refuses it. Cloudflare has only ever added a block or
+// two at a time; sixteen /8s in one answer is a hijack or a bug.
+const GrowthFactor = 4
+
+// GrowthError says which family grew and by how much.
+type GrowthError struct {
+	Family    string   // "IPv4" or "IPv6"
+	Next      *big.Int // addresses the new list covers
+	Reference *big.Int // addresses of the larger of installed and built-in
+	Installed bool     // false: nothing of that family was installed, the built-in list was the reference
+}
+
+func (e *GrowthError) Error() string {
+	ref := "the installed list"
+	if !e.Installed {
+		ref = "the built-in list (nothing is installed)"
+	}
+	return fmt.Sprintf("the new list covers %s %s addresses, more than %d times the %s of %s (a hijacked or broken answer looks like this)",
+		addrCount(e.Next), e.Family, GrowthFactor, addrCount(e.Reference), ref)
+}
+
+func (e *GrowthError) Unwrap() error { return ErrGrowth }
+
+// CheckGrowth refuses a next list whose address space, per family, is more
+// than GrowthFactor times the larger of the installed list's and the
+// built-in list's. Addresses are counted once however the prefixes overlap.
+// Pass Cloudflare's ranges only, not --allow extras (see CheckMerged).
+func CheckGrowth(installed, next []netip.Prefix) error {
+	builtin := Builtin().All()
+	for _, fam := range []struct {
+		name string
+		is4  bool
+	}{{fieldIPv4, true}, {fieldIPv6, false}} {
+		inst := addresses(installed, fam.is4)
+		ref := addresses(builtin, fam.is4)
+		usedInstalled := inst.Cmp(ref) >= 0 && inst.Sign() > 0
+		if usedInstalled {
+			ref = inst
+		}
+		limit := new(big.Int).Mul(ref, big.NewInt(GrowthFactor))
+		if n := addresses(next, fam.is4); n.Cmp(limit) > 0 {
+			return &GrowthError{Family: fam.name, Next: n, Reference: ref, Installed: usedInstalled}
+		}
+	}
+	return nil
+}
+
+// MergedError says which merged range of the whole allow set is too broad.
+type MergedError struct {
+	Range netipx.IPRange
+	Kind  error // ErrDefaultRoute or ErrTooBroad
+}
+
+func (e *MergedError) Error() string {
+	if e.Kind == ErrDefaultRoute {
+		return fmt.Sprintf("the allowed sources together cover every address (%s): that is no guard at all", e.Range)
+	}
+	bits := MinBitsIPv4
+	if e.Range.From().Is6() {
+		bits = MinBitsIPv6
+	}
+	return fmt.Sprintf("the allowed sources together cover %s (%s addresses), more than one /%d; cfguard would no longer guard anything",
+		e.Range, addrCount(rangeSize(e.Range)), bits)
+}
+
+func (e *MergedError) Unwrap() []error { return []error{ErrInvalidList, e.Kind} }
+
+// CheckMerged merges every prefix that would be allowed (Cloudflare's and
+// --allow's together) and refuses a merged range that covers more than a /8
+// (IPv4) or a /16 (IPv6), or every address of a family: prefixes that each
+// pass Validate can still add up to the whole Internet (0.0.0.0/1 +
+// 128.0.0.0/1).
+func CheckMerged(prefixes []netip.Prefix) error {
+	var b netipx.IPSetBuilder
+	for _, p := range prefixes {
+		if p.IsValid() {
+			b.AddPrefix(p.Masked())
+		}
+	}
+	s, err := b.IPSet()
+	if err != nil {
+		return err
+	}
+	max4 := new(big.Int).Lsh(big.NewInt(1), 32-MinBitsIPv4)
+	max6 := new(big.Int).Lsh(big.NewInt(1), 128-MinBitsIPv6)
+	for _, r := range s.Ranges() {
+		max := max6
+		all := netipx.RangeOfPrefix(netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+		if r.From().Is4() {
+			max = max4
+			all = netipx.RangeOfPrefix(netip.PrefixFrom(netip.IPv4Unspecified(), 0))
+		}
+		if r == all {
+			return &MergedError{Range: r, Kind: ErrDefaultRoute}
+		}
+		if rangeSize(r).Cmp(max) > 0 {
+			return &MergedError{Range: r, Kind: ErrTooBroad}
+		}
+	}
+	return nil
+}
+
+// addresses counts the addresses of one family that ps covers.
+func addresses(ps []netip.Prefix, is4 bool) *big.Int {
+	var b netipx.IPSetBuilder
+	for _, p := range ps {
+		if p.IsValid() && p.Addr().Is4() == is4 {
+			b.AddPrefix(p.Masked())
+		}
+	}
+	s, _ := b.IPSet()
+	n := new(big.Int)
+	for _, r := range s.Ranges() {
+		n.Add(n, rangeSize(r))
+	}
+	return n
+}
+
+func rangeSize(r netipx.IPRange) *big.Int {
+	from, to := r.From().As16(), r.To().As16()
+	n := new(big.Int).Sub(new(big.Int).SetBytes(to[:]), new(big.Int).SetBytes(from[:]))
+	return n.Add(n, big.NewInt(1))
+}
+
+// addrCount writes an address count a person can read: exact up to a
+// million, then as a power of two.
+func addrCount(n *big.Int) string {
+	if n.IsInt64() && n.Int64() <= 1<<20 {
+		return n.String()
+	}
+	bits := n.BitLen() - 1
+	if new(big.Int).Lsh(big.NewInt(1), uint(bits)).Cmp(n) == 0 {
+		return fmt.Sprintf("2^%d", bits)
+	}
+	return fmt.Sprintf("about 2^%d", bits)
+}
