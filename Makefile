@@ -5,13 +5,14 @@ UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 
-.PHONY: help build test lint demo bench install uninstall clean
+.PHONY: help build test lint demo bench fuzz-smoke install uninstall clean
 
 help:
 	@echo "make build    build bin/cfguard"
 	@echo "make test     gofmt, go vet and every test (kernel and web-server tests need root)"
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
+	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
 
 build:
@@ -31,6 +32,22 @@ bench: build
 	mkdir -p bench-results
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench-results/go.txt
 	./scripts/bench.sh
+
+# Each fuzz target on its own (go test -fuzz takes one target per run).
+FUZZTIME ?= 3s
+FUZZ_TARGETS = \
+	FuzzParseAnswer:./cfranges \
+	FuzzLoad:./cfranges \
+	FuzzParsePorts:./cmd/cfguard \
+	FuzzParseAllow:./cmd/cfguard \
+	FuzzParseMaxAge:./cmd/cfguard
+
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard

@@ -219,7 +219,7 @@ func Load(dir string) (List, error) {
 	if err := Validate(l); err != nil {
 		return invalid(err)
 	}
-	if err := CheckMerged(l.All()); err != nil {
+	if err := CheckMerged("the cached ranges", l.All()); err != nil {
 		return invalid(err)
 	}
 	return l, nil

@@ -233,7 +233,7 @@ func ParseAnswer(raw []byte, china bool) (List, error) {
 	if err := Validate(l); err != nil {
 		return List{}, err
 	}
-	if err := CheckMerged(l.All()); err != nil {
+	if err := CheckMerged("the ranges of the answer", l.All()); err != nil {
 		return List{}, err
 	}
 	if china && len(l.JDCloud) == 0 {

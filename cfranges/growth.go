@@ -65,20 +65,21 @@ func CheckGrowth(installed, next []netip.Prefix) error {
 
 // MergedError says which merged range of the whole allow set is too broad.
 type MergedError struct {
+	What  string // e.g. "Cloudflare's ranges and --allow"
 	Range netipx.IPRange
 	Kind  error // ErrDefaultRoute or ErrTooBroad
 }
 
 func (e *MergedError) Error() string {
 	if e.Kind == ErrDefaultRoute {
-		return fmt.Sprintf("the allowed sources together cover every address (%s): that is no guard at all", e.Range)
+		return fmt.Sprintf("%s together cover every address (%s): that is no guard at all", e.What, e.Range)
 	}
 	bits := MinBitsIPv4
 	if e.Range.From().Is6() {
 		bits = MinBitsIPv6
 	}
-	return fmt.Sprintf("the allowed sources together cover %s (%s addresses), more than one /%d; cfguard would no longer guard anything",
-		e.Range, addrCount(rangeSize(e.Range)), bits)
+	return fmt.Sprintf("%s together cover %s (%s addresses), more than one /%d; cfguard would no longer guard anything",
+		e.What, e.Range, addrCount(rangeSize(e.Range)), bits)
 }
 
 func (e *MergedError) Unwrap() []error { return []error{ErrInvalidList, e.Kind} }
@@ -87,8 +88,8 @@ func (e *MergedError) Unwrap() []error { return []error{ErrInvalidList, e.Kind} 
 // --allow's together) and refuses a merged range that covers more than a /8
 // (IPv4) or a /16 (IPv6), or every address of a family: prefixes that each
 // pass Validate can still add up to the whole Internet (0.0.0.0/1 +
-// 128.0.0.0/1).
-func CheckMerged(prefixes []netip.Prefix) error {
+// 128.0.0.0/1). what names the prefixes in the error.
+func CheckMerged(what string, prefixes []netip.Prefix) error {
 	var b netipx.IPSetBuilder
 	for _, p := range prefixes {
 		if p.IsValid() {
@@ -109,10 +110,10 @@ func CheckMerged(prefixes []netip.Prefix) error {
 			all = netipx.RangeOfPrefix(netip.PrefixFrom(netip.IPv4Unspecified(), 0))
 		}
 		if r == all {
-			return &MergedError{Range: r, Kind: ErrDefaultRoute}
+			return &MergedError{What: what, Range: r, Kind: ErrDefaultRoute}
 		}
 		if rangeSize(r).Cmp(max) > 0 {
-			return &MergedError{Range: r, Kind: ErrTooBroad}
+			return &MergedError{What: what, Range: r, Kind: ErrTooBroad}
 		}
 	}
 	return nil
@@ -141,9 +142,9 @@ func rangeSize(r netipx.IPRange) *big.Int {
 }
 
 // addrCount writes an address count a person can read: exact up to a
-// million, then as a power of two.
+// IPv4 count, then as a power of two.
 func addrCount(n *big.Int) string {
-	if n.IsInt64() && n.Int64() <= 1<<20 {
+	if n.IsInt64() && n.Int64() <= 1<<32 {
 		return n.String()
 	}
 	bits := n.BitLen() - 1

@@ -92,8 +92,8 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 	// Each --allow passed on its own; together they must not cover more
 	// than a /8 (IPv4) or /16 (IPv6) either: 0.0.0.0/1 + 128.0.0.0/1 is
 	// everyone.
-	if err := cfranges.CheckMerged(allow); err != nil {
-		return cfg, usageErr(fmt.Errorf("--allow: %w", err))
+	if err := cfranges.CheckMerged("the --allow sources", allow); err != nil {
+		return cfg, usageErr(err)
 	}
 	cfg.Allow = allow
 	if cmd.IsSet("china") {

@@ -243,7 +243,7 @@ func apply(ctx context.Context, cfg Config, list cfranges.List, fresh bool) (Res
 	}
 	defer fw.Close()
 
-	if err := cfranges.CheckMerged(append(list.All(), cfg.Allow...)); err != nil {
+	if err := cfranges.CheckMerged("Cloudflare's ranges and --allow", append(list.All(), cfg.Allow...)); err != nil {
 		return res, fmt.Errorf("%w; nothing changed", err)
 	}
 	if fresh && !cfg.Force {
