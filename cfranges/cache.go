@@ -83,11 +83,15 @@ func Prepare(dir string, l List) (*Pending, error) {
 		return nil, fmt.Errorf("saving cache: %w", err)
 	}
 	if err := statefile.Check(path); err != nil {
-		return nil, fmt.Errorf("not saving cache: cache %w", err)
+		return nil, fmt.Errorf("cache %w", err)
 	}
 	tmp, err := writeTemp(dir, data)
 	if err != nil {
-		return nil, fmt.Errorf("saving cache %s: %w", path, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temp file's random name says nothing
+		}
+		return nil, fmt.Errorf("cannot write the cache %s: %w", path, err)
 	}
 	return &Pending{dir: dir, tmp: tmp, path: path}, nil
 }

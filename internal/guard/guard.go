@@ -65,7 +65,7 @@ func (c Config) lock(ctx context.Context, bestEffort bool) (unlock func(), warni
 		return func() {}, err.Error() + "; going on without it", nil
 	}
 	if err != nil && errors.Is(err, ErrNoLock) {
-		return nil, "", fmt.Errorf("%w; nothing changed (sync needs a writable state directory for its lock and cache)", err)
+		return nil, "", fmt.Errorf("%w; nothing changed (sync needs its lock and a writable state directory)", err)
 	}
 	return unlock, "", err
 }

@@ -39,6 +39,9 @@ type noLockError struct {
 }
 
 func (e *noLockError) Error() string {
+	if errors.Is(e.err, statefile.ErrNotRegular) {
+		return fmt.Sprintf("cannot take the lock: %v", e.err) // names the path
+	}
 	return fmt.Sprintf("cannot take the lock %s: %v", e.path, e.err)
 }
 func (e *noLockError) Unwrap() []error { return []error{ErrNoLock, e.err} }

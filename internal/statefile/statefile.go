@@ -27,7 +27,7 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is %s, not a regular file; refusing to use it (remove it, then run cfguard again)", e.Path, e.What)
+	return fmt.Sprintf("%s is %s, not a regular file (remove it)", e.Path, e.What)
 }
 
 func (e *NotRegularError) Unwrap() error { return ErrNotRegular }
