@@ -35,6 +35,8 @@ import (
 	"testing"
 	"time"
 
+	"go4.org/netipx"
+
 	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/firewall"
 	"github.com/cfguard/cfguard/internal/cfapitest"
@@ -57,10 +59,10 @@ type run struct {
 
 // runOpts describe how to start one run.
 type runOpts struct {
-	env   []string
-	setup string        // shell run first in a private mount namespace ("": none)
-	after string        // shell run after cfguard in that namespace, e.g. copy a file out
-	state string        // state directory ("": the site's)
+	env       []string
+	setup     string         // shell run first in a private mount namespace ("": none)
+	after     string         // shell run after cfguard in that namespace, e.g. copy a file out
+	state     string         // state directory ("": the site's)
 	kill      syscall.Signal // sent after killAfter (0: none)
 	killAfter time.Duration
 }
@@ -230,6 +232,10 @@ func TestFaultKilledSync(t *testing.T) {
 	s.api.SetIPs(listA4, listA6, nil, "")
 	span := s.timeRun("sync") * 3 / 2
 	cur := "A"
+	killed := 0
+	defer func() {
+		t.Logf("%d of %d runs killed before they ended (the others had finished)", killed, faultIterations)
+	}()
 	for i := range faultIterations {
 		next := map[string]string{"A": "B", "B": "A"}[cur]
 		if next == "A" {
@@ -238,7 +244,9 @@ func TestFaultKilledSync(t *testing.T) {
 			s.api.SetIPs(listB4, listB6, nil, "")
 		}
 		at := time.Duration(rng.Int64N(int64(span)))
-		s.runWith(runOpts{kill: syscall.SIGKILL, killAfter: at}, "sync")
+		if r := s.runWith(runOpts{kill: syscall.SIGKILL, killAfter: at}, "sync"); r.signaled {
+			killed++
+		}
 		present, hooked, got := s.kernelSets()
 		k := which(got)
 		if !present || !hooked || (k != cur && k != next) {
@@ -262,12 +270,18 @@ func TestFaultKilledRestore(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 2))
 	s.api.SetIPs(listA4, listA6, nil, "")
 	span := s.timeRun("sync") * 3 / 2
+	killed := 0
+	defer func() {
+		t.Logf("%d of %d runs killed before they ended (the others had finished)", killed, faultIterations)
+	}()
 	for i := range faultIterations {
 		s.api.SetIPs(listB4, listB6, nil, "")
 		s.mustRun(t, "sync")
 		s.saveCache(t, listA4, listA6, time.Now())
 		at := time.Duration(rng.Int64N(int64(span)))
-		s.runWith(runOpts{kill: syscall.SIGKILL, killAfter: at}, "restore")
+		if r := s.runWith(runOpts{kill: syscall.SIGKILL, killAfter: at}, "restore"); r.signaled {
+			killed++
+		}
 		present, hooked, got := s.kernelSets()
 		if k := which(got); !present || !hooked || (k != "A" && k != "B") {
 			t.Fatalf("iteration %d (killed at %s): table present=%v hooked=%v holding %s", i, at, present, hooked, k)
@@ -630,9 +644,18 @@ func TestFaultHostileAPI(t *testing.T) {
 		if r.code != 2 {
 			t.Errorf("restore: exit %d, want 2", r.code)
 		}
-		// Each fine, together with Cloudflare's 198.51.100.0/24 a range of
-		// more than a /8: refused by the merged check of the whole set.
-		r = s.runWith(runOpts{}, "sync", "--allow", "197.0.0.0/8", "--allow", "198.0.0.0/10", "--allow", "198.64.0.0/10")
+		// 197.128.0.0-198.128.255.255 without Cloudflare's 198.51.100.0/24:
+		// two ranges of less than a /8 each, one of more than a /8 with
+		// Cloudflare's. Refused by the merged check of the whole set.
+		var b netipx.IPSetBuilder
+		b.AddRange(netipx.IPRangeFrom(netip.MustParseAddr("197.128.0.0"), netip.MustParseAddr("198.128.255.255")))
+		b.RemovePrefix(netip.MustParsePrefix("198.51.100.0/24"))
+		set, _ := b.IPSet()
+		var allow []string
+		for _, p := range set.Prefixes() {
+			allow = append(allow, p.String())
+		}
+		r = s.runWith(runOpts{}, "sync", "--allow", strings.Join(allow, ","))
 		if r.code != 1 {
 			t.Errorf("allow next to Cloudflare: exit %d, want 1", r.code)
 		}
@@ -739,4 +762,30 @@ func selfSignedCert(t *testing.T) (certPEM []byte, cert tls.Certificate) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestFaultStatusWideOpenTable: a table that lets everyone in (written by
+// an older cfguard that took --allow 0.0.0.0/1 --allow 128.0.0.0/1, or by
+// hand) is not "protected", whatever its shape.
+func TestFaultStatusWideOpenTable(t *testing.T) {
+	s := newSite(t)
+	s.mustRun(t, "sync")
+	fw, err := firewall.New(firewall.Config{Table: defaultTable, Ports: []uint16{80, 443}, NetNSFd: s.origin.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := fw.Apply(ctx, firewall.Want{Cloudflare: pfxs("198.51.100.0/24", "2001:db8:cf::/48"), Allow: pfxs("0.0.0.0/1", "128.0.0.0/1")}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.reaches(strangerV4, originV4, 443) {
+		t.Fatal("setup: the wide-open table does not let the stranger in")
+	}
+	r := s.runWith(runOpts{}, "status")
+	if r.code != 1 || !strings.Contains(r.stdout, "NOT protected") || !strings.Contains(r.stdout, "together cover every address (0.0.0.0-255.255.255.255)") {
+		t.Errorf("status of a wide-open table: exit %d\n%s", r.code, r.stdout)
+	}
+	t.Logf("status:\n%s", r.stdout)
 }

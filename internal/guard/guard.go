@@ -61,6 +61,9 @@ func (c Config) lock(ctx context.Context, bestEffort bool) (unlock func(), warni
 		wait = LockWait
 	}
 	unlock, err = lock(ctx, c.StateDir, wait)
+	if err != nil && ctx.Err() != nil {
+		return nil, "", beforeKernel(ctx, err)
+	}
 	if err != nil && bestEffort && errors.Is(err, ErrNoLock) {
 		return func() {}, err.Error() + "; going on without it", nil
 	}
@@ -149,6 +152,9 @@ func Sync(ctx context.Context, cfg Config) (Result, error) {
 	f := cfranges.Fetcher{BaseURL: cfg.APIURL, UserAgent: cfg.UserAgent, Timeout: cfg.Fetch}
 	list, err := f.Fetch(ctx, cfg.China)
 	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, beforeKernel(ctx, err)
+		}
 		return Result{}, err // names the URL and the reason; nothing was touched
 	}
 	cfg.logger().Debug("fetched", "ipv4", len(list.IPv4), "ipv6", len(list.IPv6), "etag", list.Etag)
@@ -170,6 +176,16 @@ func Sync(ctx context.Context, cfg Config) (Result, error) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the firewall holds the new list, but %v; `cfguard status` reports the difference until the next sync repairs it", err))
 	}
 	return res, nil
+}
+
+// beforeKernel words an error that stopped a run before its kernel
+// transaction: when the run was interrupted (SIGTERM, SIGINT) it says so
+// instead of the error the cancellation caused on its way.
+func beforeKernel(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("interrupted (%w) before the firewall was touched; nothing changed", cerr)
+	}
+	return err
 }
 
 func warnFirst(w string, ws []string) []string {
@@ -249,7 +265,7 @@ func apply(ctx context.Context, cfg Config, list cfranges.List, fresh bool) (Res
 	if fresh && !cfg.Force {
 		st, err := fw.Read(ctx)
 		if err != nil {
-			return res, fmt.Errorf("reading table inet %s: %w", cfg.Table, err)
+			return res, beforeKernel(ctx, err) // the firewall names the table
 		}
 		installed := append(append([]netip.Prefix{}, st.Cloudflare4...), st.Cloudflare6...)
 		if err := cfranges.CheckShrink(installed, list.All()); err != nil {
@@ -268,7 +284,7 @@ func apply(ctx context.Context, cfg Config, list cfranges.List, fresh bool) (Res
 		// Once it is under way it runs to its end (bounded), so that
 		// what is reported is what the kernel holds.
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("interrupted before the firewall was touched: %w; nothing changed", err)
+			return res, beforeKernel(ctx, err)
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ApplyTimeout)
 		ch, err = fw.Apply(actx, want)
@@ -308,7 +324,7 @@ func Remove(ctx context.Context, cfg Config) (existed bool, warnings []string, e
 	}
 	defer fw.Close()
 	if err := ctx.Err(); err != nil {
-		return false, warnings, fmt.Errorf("interrupted before the firewall was touched: %w; nothing changed", err)
+		return false, warnings, beforeKernel(ctx, err)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ApplyTimeout)
 	defer cancel()

@@ -51,7 +51,7 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 	defer fw.Close()
 	k, err := fw.Read(ctx)
 	if err != nil {
-		return st, fmt.Errorf("reading table inet %s: %w", cfg.Table, err)
+		return st, err // the firewall names the table
 	}
 	st.Present, st.Hooked, st.Ports = k.Present, k.Hooked, k.Ports
 	st.IPv4, st.IPv6, st.Allow = len(k.Cloudflare4), len(k.Cloudflare6), len(k.Allow)
@@ -65,6 +65,12 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		st.Problems = append(st.Problems, "the Cloudflare sets are empty: web ports answer nobody but --allow sources")
 	}
 	st.Protected = k.Present && k.Hooked && st.IPv4+st.IPv6 > 0
+	// What the kernel lets in, all sets together, judged as sync judges a
+	// new list: a table that answers (nearly) everyone protects nothing.
+	if err := cfranges.CheckMerged("the ranges in the kernel (Cloudflare's and --allow)", append(append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...), k.Allow...)); k.Present && err != nil {
+		st.Protected = false
+		st.Problems = append(st.Problems, err.Error()+": run `cfguard sync` without the broad --allow")
+	}
 
 	st.MaxAgeSeconds = int64(cfg.MaxAge.Seconds())
 	list, err := cfranges.Load(cfg.StateDir)
