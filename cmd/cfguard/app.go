@@ -53,9 +53,10 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		Usage: "keep this origin reachable from Cloudflare and nobody else, and explain every 52x",
 		Description: "Every setting is a flag and an environment variable, so that a systemd\n" +
 			"EnvironmentFile=/etc/default/cfguard configures any command.\n\n" +
-			"Exit codes: 0 done (changed or already up to date), 1 the operation failed and\n" +
-			"the firewall was left exactly as it was (status: not protected; verify: a path\n" +
-			"would fail), 2 usage error, 3 verify could not run.",
+			"Exit codes: 0 done: the kernel holds the list (changed or already up to date),\n" +
+			"1 the operation failed and the firewall and the cache were left exactly as they\n" +
+			"were (status: not protected, or the last sync is older than --max-age; verify: a\n" +
+			"path would fail), 2 usage error, 3 verify could not run.",
 		Version:               version,
 		Writer:                stdout,
 		ErrWriter:             stderr,

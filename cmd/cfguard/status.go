@@ -15,7 +15,7 @@ import (
 func statusCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "say whether this origin is protected (exit 1 when it is not)",
+		Usage: "say whether this origin is protected (exit 1 when it is not, or when the last good sync is older than --max-age)",
 		Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{
 			Name: "max-age", Value: defaultMaxAge, Sources: cli.EnvVars("CFGUARD_MAX_AGE"),
 			Usage: "a last good sync older than this is a problem (exit 1): a Go duration such as 72h, or days such as 3d; 0 turns the check off",
