@@ -22,19 +22,16 @@ const GrowthFactor = 4
 
 // GrowthError says which family grew and by how much.
 type GrowthError struct {
+	What      string   // "the new list covers", "the China Network ranges cover"
 	Family    string   // "IPv4" or "IPv6"
 	Next      *big.Int // addresses the new list covers
-	Reference *big.Int // addresses of the larger of installed and built-in
-	Installed bool     // false: nothing of that family was installed, the built-in list was the reference
+	Reference *big.Int // addresses of the reference
+	RefName   string   // which list the reference is, e.g. "the installed list"
 }
 
 func (e *GrowthError) Error() string {
-	ref := "the installed list"
-	if !e.Installed {
-		ref = "the built-in list (nothing is installed)"
-	}
-	return fmt.Sprintf("the new list covers %s %s addresses, more than %d times the %s of %s (a hijacked or broken answer looks like this)",
-		addrCount(e.Next), e.Family, GrowthFactor, addrCount(e.Reference), ref)
+	return fmt.Sprintf("%s %s %s addresses, more than %d times the %s of %s (a hijacked or broken answer looks like this)",
+		e.What, addrCount(e.Next), e.Family, GrowthFactor, addrCount(e.Reference), e.RefName)
 }
 
 func (e *GrowthError) Unwrap() error { return ErrGrowth }
@@ -42,22 +39,39 @@ func (e *GrowthError) Unwrap() error { return ErrGrowth }
 // CheckGrowth refuses a next list whose address space, per family, is more
 // than GrowthFactor times the larger of the installed list's and the
 // built-in list's. Addresses are counted once however the prefixes overlap.
-// Pass Cloudflare's ranges only, not --allow extras (see CheckMerged).
+// Pass Cloudflare's own ranges only: not --allow extras (see CheckMerged),
+// not the China Network ranges (see CheckChinaGrowth).
 func CheckGrowth(installed, next []netip.Prefix) error {
-	builtin := Builtin().All()
+	return checkGrowth("the new list covers", installed, next, false)
+}
+
+// CheckChinaGrowth refuses China Network ranges that, per family, cover
+// more than GrowthFactor times the addresses of Cloudflare's own built-in
+// list: they are a partner's few blocks, not a second Internet.
+func CheckChinaGrowth(jd []netip.Prefix) error {
+	return checkGrowth("the China Network ranges cover", nil, jd, true)
+}
+
+func checkGrowth(what string, installed, next []netip.Prefix, china bool) error {
+	builtin := Builtin()
 	for _, fam := range []struct {
 		name string
 		is4  bool
 	}{{fieldIPv4, true}, {fieldIPv6, false}} {
 		inst := addresses(installed, fam.is4)
-		ref := addresses(builtin, fam.is4)
-		usedInstalled := inst.Cmp(ref) >= 0 && inst.Sign() > 0
-		if usedInstalled {
-			ref = inst
+		ref := addresses(append(builtin.IPv4, builtin.IPv6...), fam.is4)
+		refName := "the built-in list (larger than what is installed)"
+		switch {
+		case china:
+			refName = "Cloudflare's built-in list"
+		case inst.Cmp(ref) > 0:
+			ref, refName = inst, "the installed list"
+		case inst.Sign() == 0:
+			refName = "the built-in list (nothing is installed)"
 		}
 		limit := new(big.Int).Mul(ref, big.NewInt(GrowthFactor))
 		if n := addresses(next, fam.is4); n.Cmp(limit) > 0 {
-			return &GrowthError{Family: fam.name, Next: n, Reference: ref, Installed: usedInstalled}
+			return &GrowthError{What: what, Family: fam.name, Next: n, Reference: ref, RefName: refName}
 		}
 	}
 	return nil

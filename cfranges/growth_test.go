@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -73,8 +74,8 @@ func TestCheckGrowth(t *testing.T) {
 
 func TestCheckGrowthMessage(t *testing.T) {
 	real := Builtin()
-	err := CheckGrowth(real.All(), append(real.All(), sixteenSlash8s()...))
-	want := "the new list covers 269960192 IPv4 addresses, more than 4 times the 1524736 of the installed list (a hijacked or broken answer looks like this)"
+	err := CheckGrowth(append(real.All(), pfx("45.0.0.0/9")...), append(real.All(), sixteenSlash8s()...))
+	want := "the new list covers 269960192 IPv4 addresses, more than 4 times the 9913344 of the installed list (a hijacked or broken answer looks like this)"
 	if err == nil || err.Error() != want {
 		t.Errorf("message:\n got %v\nwant %s", err, want)
 	}
@@ -82,6 +83,22 @@ func TestCheckGrowthMessage(t *testing.T) {
 	want = "the new list covers 269960192 IPv4 addresses, more than 4 times the 1524736 of the built-in list (nothing is installed) (a hijacked or broken answer looks like this)"
 	if err == nil || err.Error() != want {
 		t.Errorf("message:\n got %v\nwant %s", err, want)
+	}
+	err = CheckGrowth(append(standV4, standV6...), append(real.All(), sixteenSlash8s()...))
+	want = "the new list covers 269960192 IPv4 addresses, more than 4 times the 1524736 of the built-in list (larger than what is installed) (a hijacked or broken answer looks like this)"
+	if err == nil || err.Error() != want {
+		t.Errorf("message:\n got %v\nwant %s", err, want)
+	}
+}
+
+func TestCheckChinaGrowth(t *testing.T) {
+	if err := CheckChinaGrowth(pfx("198.18.0.0/15", "2001:db8:cf2::/48", "45.64.0.0/10")); err != nil {
+		t.Errorf("a few blocks: %v", err)
+	}
+	err := CheckChinaGrowth(everyOtherSlash8())
+	want := "the China Network ranges cover 268435456 IPv4 addresses, more than 4 times the 1524736 of Cloudflare's built-in list"
+	if !errors.Is(err, ErrGrowth) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("sixteen /8s as China Network ranges: %v (want %q…)", err, want)
 	}
 }
 

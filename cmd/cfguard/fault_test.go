@@ -553,6 +553,11 @@ func TestFaultStatusMaxAge(t *testing.T) {
 	if r := s.runWith(runOpts{}, "status", "--max-age", "three days"); r.code != 2 {
 		t.Errorf("--max-age 'three days': exit %d, want 2", r.code)
 	}
+	// Dated in the future: its age cannot be told, which is no better.
+	s.saveCache(t, cfapitest.DefaultIPv4, cfapitest.DefaultIPv6, time.Now().Add(30*24*time.Hour))
+	if r := s.runWith(runOpts{}, "status"); r.code != 1 || !strings.Contains(r.stdout, "in the future") {
+		t.Errorf("status with a sync dated in 30 days: exit %d\n%s", r.code, r.stdout)
+	}
 	s.mustRun(t, "sync")
 	s.mustRun(t, "status")
 }
@@ -623,7 +628,7 @@ func TestFaultHostileAPI(t *testing.T) {
 		if r.code != 1 {
 			t.Errorf("exit %d", r.code)
 		}
-		wantOneLine(t, "scattered", r.stderr, "the new list covers 268435968 IPv4 addresses, more than 4 times the 1524736 of the built-in list (nothing is installed)")
+		wantOneLine(t, "scattered", r.stderr, "the new list covers 268435968 IPv4 addresses, more than 4 times the 1524736 of the built-in list (larger than what is installed)")
 		if !strings.Contains(r.stderr, "run `cfguard sync --force`") {
 			t.Errorf("no hint at --force: %s", r.stderr)
 		}

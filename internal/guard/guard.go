@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cfguard/cfguard/cfranges"
@@ -271,7 +272,11 @@ func apply(ctx context.Context, cfg Config, list cfranges.List, fresh bool) (Res
 		if err := cfranges.CheckShrink(installed, list.All()); err != nil {
 			return res, fmt.Errorf("%w; nothing changed (if Cloudflare really shrank its list, run `cfguard sync --force`)", err)
 		}
-		if err := cfranges.CheckGrowth(installed, list.All()); err != nil {
+		err = cfranges.CheckGrowth(installed, append(slices.Clone(list.IPv4), list.IPv6...))
+		if err == nil && len(list.JDCloud) > 0 {
+			err = cfranges.CheckChinaGrowth(list.JDCloud)
+		}
+		if err != nil {
 			return res, fmt.Errorf("%w; nothing changed (if Cloudflare really grew its list this much, run `cfguard sync --force`)", err)
 		}
 	}

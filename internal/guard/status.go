@@ -41,6 +41,10 @@ type Status struct {
 	Extra   []netip.Prefix `json:"extra"`
 }
 
+// clockSkew is how far in the future the last good sync may be dated
+// before status calls its age unknowable (NTP steps the clock by seconds).
+const clockSkew = time.Hour
+
 // ReadStatus reads the kernel and the cache; it changes nothing.
 func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) {
 	st := Status{Table: cfg.Table, Problems: []string{}, Missing: []netip.Prefix{}, Extra: []netip.Prefix{}}
@@ -83,7 +87,11 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		t := list.FetchedAt
 		st.LastSync, st.Etag = &t, list.Etag
 		st.AgeSeconds = int64(now.Sub(t).Seconds())
-		if age := now.Sub(t); cfg.MaxAge > 0 && age > cfg.MaxAge && k.Present {
+		if age := now.Sub(t); cfg.MaxAge > 0 && age < -clockSkew && k.Present {
+			st.Stale = true
+			st.Problems = append(st.Problems, fmt.Sprintf("the last good sync is dated %s in the future: the clock was changed or the cache was not written by cfguard; run `cfguard sync`",
+				(-age).Round(time.Second)))
+		} else if cfg.MaxAge > 0 && age > cfg.MaxAge && k.Present {
 			st.Stale = true
 			st.Problems = append(st.Problems, fmt.Sprintf("the last good sync was %s ago, more than the maximum age %s: the sync timer is not running or cannot reach the API; run `cfguard sync`",
 				age.Round(time.Second), cfg.MaxAge))
