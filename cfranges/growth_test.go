@@ -161,3 +161,12 @@ func BenchmarkCheckGrowth(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkCheckMerged(b *testing.B) {
+	all := Builtin().All()
+	for b.Loop() {
+		if err := CheckMerged("x", all); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
