@@ -356,6 +356,49 @@ func TestFaultTerminated(t *testing.T) {
 	t.Logf("outcomes: %v", counts)
 }
 
+// TestFaultTerminatedRestore: SIGTERM during restore (kernel B, cache A):
+// exit 0 means the kernel holds A, exit 1 that it still holds B.
+func TestFaultTerminatedRestore(t *testing.T) {
+	s := newSite(t)
+	rng := rand.New(rand.NewPCG(8, 4))
+	s.api.SetIPs(listA4, listA6, nil, "")
+	span := s.timeRun("sync") * 3 / 2
+	counts := map[string]int{}
+	for i := range faultIterations {
+		s.api.SetIPs(listB4, listB6, nil, "")
+		s.mustRun(t, "sync")
+		s.saveCache(t, listA4, listA6, time.Now())
+		at := time.Duration(rng.Int64N(int64(span)))
+		r := s.runWith(runOpts{kill: syscall.SIGTERM, killAfter: at}, "restore")
+		_, _, got := s.kernelSets()
+		k := which(got)
+		switch {
+		case r.signaled:
+			counts["died of the signal"]++
+			if k != "A" && k != "B" {
+				t.Fatalf("iteration %d: kernel %s", i, k)
+			}
+		case r.code == 0:
+			counts["exit 0"]++
+			if k != "A" {
+				t.Fatalf("iteration %d (SIGTERM at %s): exit 0 but the kernel holds %s, want A\nstderr: %s", i, at, k, r.stderr)
+			}
+		case r.code == 1:
+			counts["exit 1"]++
+			if k != "B" {
+				t.Fatalf("iteration %d (SIGTERM at %s): exit 1 but the kernel holds %s, want the old B\nstderr: %s", i, at, k, r.stderr)
+			}
+			wantOneLine(t, fmt.Sprintf("iteration %d", i), r.stderr, "nothing changed")
+		default:
+			t.Fatalf("iteration %d: exit %d: %s", i, r.code, r.stderr)
+		}
+		if c, err := s.cacheList(); err != nil || c != "A" {
+			t.Fatalf("iteration %d: restore changed the cache: %q, %v", i, c, err)
+		}
+	}
+	t.Logf("outcomes: %v", counts)
+}
+
 func (s *site) mustRun(t *testing.T, args ...string) run {
 	t.Helper()
 	r := s.runWith(runOpts{}, args...)
