@@ -16,9 +16,9 @@ help:
 	@echo "make lint     gofmt, go vet, go mod tidy -diff and staticcheck"
 	@echo "make vuln     govulncheck (skipped, with one line, when its database is unreachable)"
 	@echo "make test     lint and every test (kernel and web-server tests need root)"
-	@echo "make fuzz-smoke  every fuzz target for 3 s"
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
+	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
 
 build:
@@ -29,16 +29,6 @@ lint:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(STATICCHECK) ./...
-
-# Each fuzz target for 3 s: one line per target (other targets add their own lines).
-fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime 3s ./internal/textsafe
-	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime 3s ./internal/textsafe
-	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime 3s ./verify/backend/logs
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDump$$' -fuzztime 3s ./verify/backend/nginxconf
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime 3s ./verify/backend/nginxconf
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 3s ./verify/backend/apacheconf
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 3s ./verify/backend/fpm
 
 vuln:
 	@if curl -fsS -m 10 -o /dev/null $(VULNDB)/index/db.json 2>/dev/null; then $(GOVULNCHECK) ./...; else echo "govulncheck skipped: $(VULNDB) is unreachable"; fi
@@ -53,6 +43,29 @@ bench: build
 	mkdir -p bench-results
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench-results/go.txt
 	./scripts/bench.sh
+
+# Each fuzz target on its own (go test -fuzz takes one target per run).
+FUZZTIME ?= 3s
+FUZZ_TARGETS = \
+	FuzzParseAnswer:./cfranges \
+	FuzzLoad:./cfranges \
+	FuzzParsePorts:./cmd/cfguard \
+	FuzzParseAllow:./cmd/cfguard \
+	FuzzParseMaxAge:./cmd/cfguard \
+	FuzzString:./internal/textsafe \
+	FuzzJSON:./internal/textsafe \
+	FuzzClassify:./verify/backend/logs \
+	FuzzParseDump:./verify/backend/nginxconf \
+	FuzzParseDuration:./verify/backend/nginxconf \
+	FuzzParse:./verify/backend/apacheconf \
+	FuzzParse:./verify/backend/fpm
+
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard

@@ -64,9 +64,11 @@ func newAppGlobals(stdout, stderr io.Writer) (*cli.Command, *globals) {
 		Usage: "keep this origin reachable from Cloudflare and nobody else, and explain every 52x",
 		Description: "Every setting is a flag and an environment variable, so that a systemd\n" +
 			"EnvironmentFile=/etc/default/cfguard configures any command.\n\n" +
-			"Exit codes: 0 done (changed or already up to date), 1 the operation failed and\n" +
-			"the firewall was left exactly as it was (status: not protected; verify: a path\n" +
-			"would fail), 2 usage error, 3 verify could not run.",
+			"Exit codes: 0 done: the kernel holds the list (changed or already up to date),\n" +
+			"1 the operation failed and the firewall and the cache were left as they were,\n" +
+			"unless the message says what changed (status: not protected, or the last sync\n" +
+			"is older than --max-age; verify: a path would fail), 2 usage error, 3 could not\n" +
+			"run (verify: token refused, API unreachable; any kernel command without root).",
 		Version:                         version,
 		Writer:                          stdout,
 		ErrWriter:                       stderr,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
 	"github.com/cfguard/cfguard/internal/textsafe"
 )
@@ -33,7 +34,10 @@ func syncCommand(g *globals) *cli.Command {
 		Usage: "fetch Cloudflare's ranges and apply them in one transaction (run by the timer)",
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
-			"installed ranges is refused unless --force.\n\n" +
+			"installed ranges, or covers more than 4 times the addresses of the installed\n" +
+			"(or built-in) list, is refused unless --force. The cache is written before the\n" +
+			"firewall is touched (a full disk changes nothing); once the transaction is\n" +
+			"sent, SIGTERM waits for it, and the exit code says what the kernel holds.\n\n" +
 			"With --nginx-realip-file / --apache-realip-file the firewall goes first; then\n" +
 			"each file is rewritten only when the ranges in it change, tested (nginx -t,\n" +
 			"apachectl configtest) and the server reloaded. A rejected file is put back\n" +
@@ -42,7 +46,7 @@ func syncCommand(g *globals) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),
 			allowFlag(),
-			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
+			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges, or grows more than 4 times"},
 			guardSSHFlag(),
 			jsonFlag(),
 		}, realIPFlags()...),
@@ -56,6 +60,9 @@ func syncCommand(g *globals) *cli.Command {
 				return err
 			}
 			res, err := guard.Sync(ctx, cfg)
+			for _, w := range res.Warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}
@@ -94,6 +101,12 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 	cfg := g.guard()
 	allow, err := parseAllow(cmd.StringSlice("allow"))
 	if err != nil {
+		return cfg, usageErr(err)
+	}
+	// Each --allow passed on its own; together they must not cover more
+	// than a /8 (IPv4) or /16 (IPv6) either: 0.0.0.0/1 + 128.0.0.0/1 is
+	// everyone.
+	if err := cfranges.CheckMerged("the --allow sources", allow); err != nil {
 		return cfg, usageErr(err)
 	}
 	cfg.Allow = allow
@@ -135,7 +148,10 @@ func removeCommand(g *globals) *cli.Command {
 		Name:  "remove",
 		Usage: "delete cfguard's own table (and nothing else); the web ports are open to all again",
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			existed, err := guard.Remove(ctx, g.guard())
+			existed, warnings, err := guard.Remove(ctx, g.guard())
+			for _, w := range warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}

@@ -35,11 +35,21 @@ type Status struct {
 	Etag       string     `json:"etag,omitempty"`
 	CacheError string     `json:"cache_error,omitempty"`
 
+	// Stale: the kernel holds a list, but the last good sync is older than
+	// Config.MaxAge (or its age cannot be told: no usable cache). The CLI
+	// exits 1 on a stale status as on an unprotected one.
+	Stale         bool  `json:"stale"`
+	MaxAgeSeconds int64 `json:"max_age_seconds,omitempty"`
+
 	// Drift between the kernel and the last good list: in the cache but not
 	// in the kernel (Missing), in the kernel but not in the cache (Extra).
 	Missing []netip.Prefix `json:"missing"`
 	Extra   []netip.Prefix `json:"extra"`
 }
+
+// clockSkew is how far in the future the last good sync may be dated
+// before status calls its age unknowable (NTP steps the clock by seconds).
+const clockSkew = time.Hour
 
 // ReadStatus reads the kernel and the cache; it changes nothing.
 func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) {
@@ -51,7 +61,7 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 	defer fw.Close()
 	k, err := fw.Read(ctx)
 	if err != nil {
-		return st, fmt.Errorf("reading table inet %s: %w", cfg.Table, err)
+		return st, err // the firewall names the table
 	}
 	st.Present, st.Hooked, st.Ports = k.Present, k.Hooked, k.Ports
 	st.IPv4, st.IPv6, st.Allow = len(k.Cloudflare4), len(k.Cloudflare6), len(k.Allow)
@@ -74,7 +84,14 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 	}
 	st.UDPDrop = k.Owned && k.Hooked
 	st.Protected = k.Present && k.Owned && k.Hooked && st.IPv4+st.IPv6 > 0 && !portsDiffer
+	// What the kernel lets in, all sets together, judged as sync judges a
+	// new list: a table that answers (nearly) everyone protects nothing.
+	if err := cfranges.CheckMerged("the ranges in the kernel (Cloudflare's and --allow)", append(append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...), k.Allow...)); k.Present && err != nil {
+		st.Protected = false
+		st.Problems = append(st.Problems, err.Error()+": run `cfguard sync` without the broad --allow")
+	}
 
+	st.MaxAgeSeconds = int64(cfg.MaxAge.Seconds())
 	list, err := cfranges.Load(cfg.StateDir)
 	switch {
 	case errors.Is(err, cfranges.ErrNoCache):
@@ -85,6 +102,15 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 		t := list.FetchedAt
 		st.LastSync, st.Etag = &t, list.Etag
 		st.AgeSeconds = int64(now.Sub(t).Seconds())
+		if age := now.Sub(t); cfg.MaxAge > 0 && age < -clockSkew && k.Owned {
+			st.Stale = true
+			st.Problems = append(st.Problems, fmt.Sprintf("the last good sync is dated %s in the future: the clock was changed or the cache was not written by cfguard; run `cfguard sync`",
+				(-age).Round(time.Second)))
+		} else if cfg.MaxAge > 0 && age > cfg.MaxAge && k.Owned {
+			st.Stale = true
+			st.Problems = append(st.Problems, fmt.Sprintf("the last good sync was %s ago, more than the maximum age %s: the sync timer is not running or cannot reach the API; run `cfguard sync`",
+				age.Round(time.Second), cfg.MaxAge))
+		}
 		if k.Owned {
 			kernel := append(append([]netip.Prefix{}, k.Cloudflare4...), k.Cloudflare6...)
 			st.Missing, st.Extra = diff(list.All(), kernel)
@@ -92,6 +118,10 @@ func ReadStatus(ctx context.Context, cfg Config, now time.Time) (Status, error) 
 				st.Problems = append(st.Problems, fmt.Sprintf("the kernel differs from the last good list (%d missing, %d extra): run `cfguard sync`", len(st.Missing), len(st.Extra)))
 			}
 		}
+	}
+	if cfg.MaxAge > 0 && k.Owned && st.LastSync == nil {
+		st.Stale = true
+		st.Problems = append(st.Problems, "the age of the installed list cannot be told (no usable cache of a successful sync): run `cfguard sync`")
 	}
 	return st, nil
 }
