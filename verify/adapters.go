@@ -39,6 +39,7 @@ func realDeps(ctx context.Context, cfg Config, logger *slog.Logger) (deps, []rep
 			a, fs, err := backend.Discover(ctx, backend.Options{
 				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig, FPMConfigs: cfg.FPMConfigs,
 				Since: cfg.Since, Timeout: cfg.Timeout, CloudflareReadTimeout: readTimeout,
+				Cloudflare: cfg.Cloudflare, // the list the real-IP check wants trusted
 			})
 			if err != nil || a == nil {
 				return nil, fs, err

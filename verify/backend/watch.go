@@ -95,9 +95,6 @@ func (a *Analyzer) Backends() []Watched {
 	var out []Watched
 	seen := map[string]bool{}
 	for _, w := range a.webs {
-		if !a.sameNetNS(w) {
-			continue
-		}
 		for _, in := range webEntries(w) {
 			rt := a.route(in.addr.Addr(), int(in.addr.Port()), in.host)
 			if rt == nil || rt.web != w {
@@ -298,29 +295,11 @@ func serviceUnit(u string) string {
 	return u + ".service"
 }
 
-// sameNetNS reports whether the web server runs in this process's network
-// namespace (a container's nginx is visible in /proc but listens elsewhere).
-// Unknown counts as the same.
-func (a *Analyzer) sameNetNS(w *webServer) bool {
-	if w.master == nil {
-		return true
-	}
-	theirs, err := os.Readlink(filepath.Join(a.opts.ProcRoot, strconv.Itoa(w.master.pid), "ns", "net"))
-	if err != nil {
-		return true
-	}
-	ours, err := os.Readlink("/proc/thread-self/ns/net") // this thread: nstest.Do switches one
-	return err != nil || theirs == ours
-}
-
 // Webs lists the web servers found, with their listen addresses and the
 // command that tests their configuration.
 func (a *Analyzer) Webs() []Web {
 	var out []Web
 	for _, w := range a.webs {
-		if !a.sameNetNS(w) {
-			continue
-		}
 		x := Web{Kind: w.kind, Running: w.master != nil, Unit: serviceUnit(w.unit)}
 		seen := map[netip.AddrPort]bool{}
 		for _, e := range webEntries(w) {
