@@ -58,7 +58,9 @@ FUZZ_TARGETS = \
 	FuzzParseDump:./verify/backend/nginxconf \
 	FuzzParseDuration:./verify/backend/nginxconf \
 	FuzzParse:./verify/backend/apacheconf \
-	FuzzParse:./verify/backend/fpm
+	FuzzParse:./verify/backend/fpm \
+	FuzzParseFPMStatus:./verify/backend \
+	FuzzFollower:./verify/watch
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
