@@ -33,6 +33,9 @@ func realDeps(ctx context.Context, cfg Config, logger *slog.Logger) (deps, []rep
 			return deps{}, nil, &Error{Err: err}
 		}
 		d.api = c
+		if cfg.ZoneCache != nil {
+			d.api = cachedAPI{api: c, cache: cfg.ZoneCache}
+		}
 	}
 	if !cfg.NoBackend {
 		d.discoverUpstream = func(ctx context.Context, readTimeout time.Duration) (upstream, []report.Finding, error) {

@@ -71,6 +71,9 @@ type Config struct {
 	// Progress, when set, is called after each path is walked with the
 	// number done and the total; calls never overlap.
 	Progress func(done, total int)
+	// ZoneCache, when set, keeps the API's answers between runs for its
+	// TTL (cfguard watch); nil reads the API on every run.
+	ZoneCache *ZoneCache
 }
 
 // Error is returned by Run when verify could not run at all (the token is

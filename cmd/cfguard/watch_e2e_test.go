@@ -293,15 +293,17 @@ func TestWatchSeesHungPool(t *testing.T) {
 	}
 }
 
-// TestWatchFullVerify: with a token the watch runs the full verify every
-// --full-every and exposes every path; a firewall rule that drops a
-// Cloudflare range turns the paths' metrics to 522 at the next run.
+// TestWatchFullVerify: with a token the watch walks every path every
+// --paths-every (the API read every --full-every) and exposes them; a
+// firewall rule that drops a Cloudflare range turns the paths' metrics to
+// 522 at the next walk, and a record added to the zone shows up once the
+// cached zone data is read again.
 func TestWatchFullVerify(t *testing.T) {
 	v := newVerifySite(t)
 	s := &watchSite{t: t, ns: v.origin, state: v.state}
 	log := &lockedBuf{}
 	w := v.origin.Command(context.Background(), cfguardBin, "--state-dir", v.state, "--api-url", v.api.URL,
-		"watch", "--interval", "200ms", "--full-every", "1s", "--timeout", "2s", "--kernel-log", "off")
+		"watch", "--interval", "200ms", "--full-every", "2s", "--paths-every", "300ms", "--timeout", "2s", "--kernel-log", "off")
 	w.Stdout, w.Stderr = log, log
 	w.Env = append(os.Environ(), "NOTIFY_SOCKET=", "CFGUARD_RECOVER=", "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken)
 	if err := w.Start(); err != nil {
@@ -320,6 +322,8 @@ func TestWatchFullVerify(t *testing.T) {
 	s.waitMetric("cfguard_path_predicted_status", www, 522, log)
 	s.waitMetric("cfguard_path_up", www, 0, log)
 	s.waitMetric("cfguard_path_stage_info", map[string]string{"hostname": "www.example.com", "stage": "firewall"}, 1, log)
+	v.api.AddRecord(v.api.AddZone("example.org", map[string]any{"ssl": "flexible"}), "A", "shop.example.org", "192.0.2.1", true)
+	s.waitMetric("cfguard_path_up", map[string]string{"hostname": "shop.example.org", "port": "80"}, 0, log)
 	if out := log.String(); !strings.Contains(out, "a path would fail") || strings.Contains(out, cfapitest.DefaultToken) {
 		t.Errorf("the watch log does not report the failing path, or shows the token:\n%s", out)
 	}

@@ -28,6 +28,8 @@ func TestWatchUsage(t *testing.T) {
 		{[]string{"watch", "--interval", "1ms"}, "", "--interval must be at least 100ms"},
 		{[]string{"watch", "--interval", "10s", "--full-every", "5s"}, "", "--full-every at least --interval"},
 		{[]string{"watch", "--hung-after", "0"}, "", "--hung-after"},
+		{[]string{"watch", "--paths-every", "10m"}, "", "--paths-every must be between --interval and --full-every"},
+		{[]string{"watch", "--interval", "10s", "--paths-every", "1s"}, "", "--paths-every must be between"},
 		{[]string{"watch", "--metrics-listen", "9847"}, "", `--metrics-listen "9847": want host:port or off`},
 		{[]string{"watch"}, "maybe", `CFGUARD_RECOVER="maybe": want yes or no`},
 		{[]string{"watch", "--interval", "soon"}, "", "invalid value"},

@@ -69,7 +69,7 @@ func (w *Watcher) readGuard(ctx context.Context, now time.Time) (guard.Status, e
 	return st, nil
 }
 
-// maybeVerify starts the full verify every FullEvery, in the background:
+// maybeVerify starts the full verify every PathsEvery, in the background:
 // its probes wait up to their own timeouts, the fast checks do not.
 func (w *Watcher) maybeVerify(ctx context.Context, now time.Time) {
 	if w.s.Verify == nil {
@@ -77,7 +77,7 @@ func (w *Watcher) maybeVerify(ctx context.Context, now time.Time) {
 	}
 	w.vmu.Lock()
 	defer w.vmu.Unlock()
-	if w.verifying || (!w.lastFull.IsZero() && now.Sub(w.lastFull) < w.cfg.FullEvery) {
+	if w.verifying || (!w.lastFull.IsZero() && now.Sub(w.lastFull) < w.cfg.PathsEvery) {
 		return
 	}
 	w.verifying, w.lastFull = true, now
@@ -85,7 +85,7 @@ func (w *Watcher) maybeVerify(ctx context.Context, now time.Time) {
 	w.vdone = done
 	go func() {
 		defer close(done)
-		vctx, cancel := context.WithTimeout(ctx, w.cfg.FullEvery)
+		vctx, cancel := context.WithTimeout(ctx, max(w.cfg.PathsEvery, VerifyTimeout))
 		defer cancel()
 		start := time.Now()
 		rep, err := w.s.Verify(vctx)

@@ -19,6 +19,7 @@ import (
 const (
 	DefaultInterval   = 5 * time.Second
 	DefaultFullEvery  = 5 * time.Minute
+	DefaultPathsEvery = time.Minute
 	DefaultHungAfter  = 3
 	DefaultDownAfter  = 2
 	DefaultRetryEvery = time.Minute
@@ -32,14 +33,21 @@ const (
 	GuardTimeout = 15 * time.Second
 	// ProbeConcurrency bounds the backend probes in flight.
 	ProbeConcurrency = 8
+	// VerifyTimeout is the least time one full verify may take.
+	VerifyTimeout = 5 * time.Minute
 	// StopTimeout bounds the wait for a running full verify at shutdown.
 	StopTimeout = 5 * time.Second
 )
 
 // Config is what the watch is told; the CLI fills it from flags.
 type Config struct {
-	Interval  time.Duration // between rounds of fast checks
-	FullEvery time.Duration // between full verify runs (and rediscoveries)
+	Interval time.Duration // between rounds of fast checks
+	// FullEvery is between reads of the Cloudflare API (the verifier's
+	// zone cache keeps them that long) and rediscoveries of the web servers.
+	FullEvery time.Duration
+	// PathsEvery is between walks of every path (the full verify, with the
+	// zone data cached in between).
+	PathsEvery time.Duration
 	// Recover allows recovery.Requests (--recover); without it the watch
 	// only says what it would ask for.
 	Recover bool
@@ -59,6 +67,9 @@ func (c *Config) defaults() {
 	}
 	if c.FullEvery <= 0 {
 		c.FullEvery = DefaultFullEvery
+	}
+	if c.PathsEvery <= 0 {
+		c.PathsEvery = min(DefaultPathsEvery, c.FullEvery)
 	}
 	if c.HungAfter <= 0 {
 		c.HungAfter = DefaultHungAfter

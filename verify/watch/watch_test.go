@@ -15,6 +15,7 @@ import (
 	"github.com/cfguard/cfguard/verify/backend"
 	"github.com/cfguard/cfguard/verify/backend/logs"
 	"github.com/cfguard/cfguard/verify/metrics"
+	"github.com/cfguard/cfguard/verify/report"
 )
 
 type rig struct {
@@ -356,5 +357,38 @@ func TestRediscover(t *testing.T) {
 	r.rounds(1)
 	if n != 3 {
 		t.Errorf("after --full-every: discovered %d times, want 3", n)
+	}
+}
+
+func TestFullVerifyEveryPathsEvery(t *testing.T) {
+	r := newRig(t, Config{PathsEvery: time.Minute})
+	n := 0
+	r.w.s.Verify = func(context.Context) (*report.Report, error) {
+		n++
+		return &report.Report{Paths: []report.Path{{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.1", Port: 443, Scheme: "https", Status: 502, Stage: report.StageUpstream}}}, nil
+	}
+	for range 25 { // two minutes at 5 s
+		r.w.Step(context.Background())
+		r.w.vmu.Lock()
+		done := r.w.vdone
+		r.w.vmu.Unlock()
+		if done != nil {
+			<-done
+		}
+		r.clk.step(DefaultInterval)
+	}
+	if n != 3 {
+		t.Errorf("verify ran %d times in 2 minutes with --paths-every 1m, want 3 (at 0, 1m, 2m)", n)
+	}
+	want := `
+# HELP cfguard_paths_failing Paths verify predicts would fail.
+# TYPE cfguard_paths_failing gauge
+cfguard_paths_failing 1
+`
+	if err := testutil.GatherAndCompare(r.m.Registry(), strings.NewReader(want), "cfguard_paths_failing"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(r.logs.String(), "a path would fail") {
+		t.Errorf("the failing path is not logged:\n%s", r.logs)
 	}
 }
