@@ -177,7 +177,14 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 		vcfg.ZoneCache = verify.NewZoneCache(cfg.FullEvery)
-		s.Verify = func(ctx context.Context) (*report.Report, error) { return verify.Run(ctx, vcfg, logger) }
+		s.Verify = func(ctx context.Context) (*report.Report, error) {
+			// Cloudflare's ranges as the last sync cached them: the list
+			// the firewall holds, without a fetch every walk.
+			c := vcfg
+			list, _ := currentRanges(ctx, g, true, false)
+			c.Cloudflare = list.All()
+			return verify.Run(ctx, c, logger)
+		}
 	} else {
 		logger.Info("no API token and no --hostname: watching the backends the web server configuration names, without the full verify")
 	}
