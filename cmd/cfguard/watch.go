@@ -178,11 +178,13 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 		}
 		vcfg.ZoneCache = verify.NewZoneCache(cfg.FullEvery)
 		s.Verify = func(ctx context.Context) (*report.Report, error) {
-			// Cloudflare's ranges as the last sync cached them: the list
-			// the firewall holds, without a fetch every walk.
+			// Cloudflare's ranges as the last sync cached them (the list the
+			// firewall holds, without a fetch every walk); before any sync,
+			// the list read at the start.
 			c := vcfg
-			list, _ := currentRanges(ctx, g, true, false)
-			c.Cloudflare = list.All()
+			if list, warn := guard.Cached(g.stateDir); warn == "" {
+				c.Cloudflare = list.All()
+			}
 			return verify.Run(ctx, c, logger)
 		}
 	} else {
