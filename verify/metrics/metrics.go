@@ -240,6 +240,16 @@ func (m *Metrics) SetBackend(b backend.Watched, c backend.Check, hung int) {
 	}
 }
 
+// DeleteBackend drops a backend the web servers no longer pass to.
+func (m *Metrics) DeleteBackend(b backend.Watched) {
+	for _, v := range []*prometheus.GaugeVec{m.backendUp, m.backendHung, m.backendProbe} {
+		v.DeleteLabelValues(b.Target, b.Unit)
+	}
+	for _, v := range []*prometheus.GaugeVec{m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren} {
+		v.DeleteLabelValues(b.Target, b.Pool)
+	}
+}
+
 // SetListener renders whether a web server accepts on an address.
 func (m *Metrics) SetListener(web, address string, up bool) {
 	m.listenerUp.WithLabelValues(web, address).Set(b2f(up))

@@ -93,6 +93,7 @@ func (w *Watcher) discover(ctx context.Context, now time.Time) {
 	for k, st := range w.state {
 		if !seen[k] {
 			w.log.Info("no longer watching backend: the web server no longer passes to it", "backend", st.b.Target)
+			w.m.DeleteBackend(st.b)
 			delete(w.state, k)
 		}
 	}
@@ -268,6 +269,13 @@ func (w *Watcher) readLogs(r *Round) {
 // or hung, once per unit per round and at most every RetryEvery.
 func (w *Watcher) recover(ctx context.Context, r *Round, now time.Time) {
 	asked := map[string]bool{}
+	// A unit is well again when every backend it serves answers.
+	ailing := map[string]bool{}
+	for _, br := range r.Backends {
+		if br.Check.State != backend.StateUp {
+			ailing[br.Backend.Unit] = true
+		}
+	}
 	for _, br := range r.Backends {
 		st := w.state[key(br.Backend)]
 		reason := ""
@@ -280,7 +288,9 @@ func (w *Watcher) recover(ctx context.Context, r *Round, now time.Time) {
 		if reason == "" {
 			if br.Check.State == backend.StateUp {
 				st.warnedOnce = false
-				delete(w.lastAsked, br.Backend.Unit)
+				if !ailing[br.Backend.Unit] {
+					delete(w.lastAsked, br.Backend.Unit)
+				}
 			}
 			continue
 		}

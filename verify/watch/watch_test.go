@@ -392,3 +392,31 @@ cfguard_paths_failing 1
 		t.Errorf("the failing path is not logged:\n%s", r.logs)
 	}
 }
+
+// TestTwoPoolsOneUnit: one pool of a unit down, the other up: the unit is
+// asked for once, not again every round because its other pool answers.
+func TestTwoPoolsOneUnit(t *testing.T) {
+	r := newRig(t, Config{Recover: true})
+	other := fpmBackend
+	other.Target, other.Pool = "unix:/run/php/shop.sock", "shop"
+	r.bk.bs = append(r.bk.bs, other)
+	r.rec.act = recovery.Action{Refused: "backing off"}
+	r.bk.set(fpmBackend.Target, down)
+	r.rounds(8)
+	if len(r.rec.reqs) != 1 {
+		t.Errorf("%d requests in 8 rounds, want 1", len(r.rec.reqs))
+	}
+}
+
+// TestBackendGoneFromConfig: a backend the configuration no longer names
+// leaves the metrics.
+func TestBackendGoneFromConfig(t *testing.T) {
+	r := newRig(t, Config{})
+	r.rounds(1)
+	r.bk.bs = nil
+	r.w.Rediscover()
+	r.rounds(1)
+	if n := testutil.CollectAndCount(r.m.Registry(), "cfguard_backend_up"); n != 0 {
+		t.Errorf("%d cfguard_backend_up series after the backend left the configuration, want 0", n)
+	}
+}
