@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cfguard/cfguard/verify/backend/apacheconf"
+	"github.com/cfguard/cfguard/verify/backend/fpm"
 	"github.com/cfguard/cfguard/verify/backend/nginxconf"
 )
 
@@ -113,4 +114,30 @@ func FuzzParseFPMStatus(f *testing.F) {
 			t.Errorf("idle = %d after appending %d", got.idle, n)
 		}
 	})
+}
+
+func TestWatchedUnitAndConfigTest(t *testing.T) {
+	a := &Analyzer{fpms: []*fpmInstance{{unit: "php8.2-fpm", cfg: &fpm.Config{File: "/etc/php/8.2/fpm/php-fpm.conf",
+		Pools: []*fpm.Pool{{Name: "www", Listen: "/run/php/php8.2-fpm.sock"}}}}}}
+	web := &webServer{kind: "nginx"}
+	for _, c := range []struct {
+		name   string
+		rt     *route
+		t      target
+		unit   string
+		pool   string
+		config []string
+	}{
+		{"a pool of a known php-fpm", &route{web: web, module: "fastcgi"}, target{"unix", "/run/php/php8.2-fpm.sock", ""},
+			"php8.2-fpm.service", "www", []string{"php-fpm8.2", "-t", "--fpm-config", "/etc/php/8.2/fpm/php-fpm.conf"}},
+		{"no pool: the unit from Debian's socket path", &route{web: web, module: "fastcgi"}, target{"unix", "/run/php/php7.4-fpm.sock", ""},
+			"php7.4-fpm.service", "", []string{"php-fpm7.4", "-t"}},
+		{"an HTTP backend with no unit known", &route{web: web, module: "proxy"}, target{"tcp", "127.0.0.1:3000", "http"},
+			"", "", nil},
+	} {
+		b := a.watched(c.rt, c.t, "example.test")
+		if diff := cmp.Diff([]any{c.unit, c.pool, c.config}, []any{b.Unit, b.Pool, b.ConfigTest}); diff != "" {
+			t.Errorf("%s (-want +got)\n%s", c.name, diff)
+		}
+	}
 }
