@@ -153,6 +153,11 @@ type Watcher struct {
 
 	rediscover atomic.Bool
 
+	// Owned by the verify goroutine (one at a time).
+	pathFail    map[string]string // failing path → status, stage and cause last logged
+	pathsWalked int
+	verifyErr   string
+
 	vmu       sync.Mutex
 	verifying bool
 	lastFull  time.Time

@@ -388,8 +388,8 @@ cfguard_paths_failing 1
 	if err := testutil.GatherAndCompare(r.m.Registry(), strings.NewReader(want), "cfguard_paths_failing"); err != nil {
 		t.Error(err)
 	}
-	if !strings.Contains(r.logs.String(), "a path would fail") {
-		t.Errorf("the failing path is not logged:\n%s", r.logs)
+	if n := strings.Count(r.logs.String(), "a path would fail"); n != 1 {
+		t.Errorf("a path failing the same way three times is logged %d times, want once:\n%s", n, r.logs)
 	}
 }
 
@@ -418,5 +418,23 @@ func TestBackendGoneFromConfig(t *testing.T) {
 	r.rounds(1)
 	if n := testutil.CollectAndCount(r.m.Registry(), "cfguard_backend_up"); n != 0 {
 		t.Errorf("%d cfguard_backend_up series after the backend left the configuration, want 0", n)
+	}
+}
+
+func TestPathLogOnChange(t *testing.T) {
+	r := newRig(t, Config{})
+	p := report.Path{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.1", Port: 443, Scheme: "https"}
+	fail502, fail504, ok := p, p, p
+	fail502.Status, fail502.Stage, fail502.Cause = 502, report.StageUpstream, "php-fpm is not running"
+	fail504.Status, fail504.Stage, fail504.Cause = 504, report.StageUpstream, "every child is busy"
+	ok.OK, ok.Status = true, 200
+	for _, x := range []report.Path{fail502, fail502, fail504, ok, ok} {
+		r.w.logPaths(&report.Report{Paths: []report.Path{x}})
+	}
+	out := r.logs.String()
+	for want, n := range map[string]int{"a path would fail": 2, "a path passes again": 1, "every path walked": 2} {
+		if got := strings.Count(out, want); got != n {
+			t.Errorf("%q logged %d times, want %d:\n%s", want, got, n, out)
+		}
 	}
 }
