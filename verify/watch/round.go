@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -219,8 +220,10 @@ func (w *Watcher) logState(st *backendState, c backend.Check) {
 	}
 }
 
-// readLogs takes the lines written since the last round and says, once
-// per kind and place, how often.
+// readLogs takes the lines written since the last round and says, per
+// kind and place, how often: at once the first time, then at most every
+// LogEvery with the count since (an incident is not a line every round).
+// OOM kills are said at once, every time.
 func (w *Watcher) readLogs(r *Round) {
 	if w.follow != nil {
 		r.Logs = append(r.Logs, w.follow.Read()...)
@@ -228,38 +231,53 @@ func (w *Watcher) readLogs(r *Round) {
 	if w.s.Kernel != nil {
 		r.Logs = append(r.Logs, w.s.Kernel.Read()...)
 	}
-	type group struct {
-		e logs.Entry
-		n int
-	}
 	var order []string
-	groups := map[string]*group{}
 	for _, e := range r.Logs {
 		w.m.LogEvent(string(e.Source), string(e.Kind))
 		if e.Kind == logs.OOMKill {
 			w.m.OOMKill(e.Victim)
 		}
-		k := string(e.Source) + "|" + string(e.Kind) + "|" + e.Upstream + e.Pool + e.Victim
-		if g, ok := groups[k]; ok {
-			g.n++
-			g.e = e
-			continue
+		k := string(e.Source) + "|" + string(e.Kind) + "|" + e.Upstream + "|" + e.Pool + "|" + e.Victim
+		g, ok := w.logGroups[k]
+		if !ok {
+			g = &logGroup{}
+			w.logGroups[k] = g
 		}
-		order = append(order, k)
-		groups[k] = &group{e: e, n: 1}
+		if g.n == 0 {
+			order = append(order, k)
+		}
+		g.n++
+		g.e = e
+	}
+	// Groups with lines pending: this round's first, then older ones due.
+	for k, g := range w.logGroups {
+		if g.n > 0 && !slices.Contains(order, k) {
+			order = append(order, k)
+		}
 	}
 	for _, k := range order {
-		g := groups[k]
+		g := w.logGroups[k]
+		if g.e.Kind != logs.OOMKill && !g.said.IsZero() && r.At.Sub(g.said) < LogEvery {
+			continue
+		}
 		msg := fmt.Sprintf("%s logged '%s'", g.e.Source, g.e.Message)
+		if g.e.Kind == logs.OOMKill {
+			msg = fmt.Sprintf("the kernel's OOM killer killed %s", g.e.Victim)
+		}
 		if g.n > 1 {
 			msg += fmt.Sprintf(" %d times", g.n)
 		}
-		if g.e.Kind == logs.OOMKill {
-			msg = fmt.Sprintf("the kernel's OOM killer killed %s", g.e.Victim)
-			if g.n > 1 {
-				msg += fmt.Sprintf(" %d times", g.n)
-			}
+		if !g.said.IsZero() {
+			msg += " since " + g.said.UTC().Format(time.TimeOnly)
 		}
 		w.log.Warn(msg, "kind", string(g.e.Kind))
+		g.said, g.n = r.At, 0
 	}
+}
+
+// logGroup is one kind of log line about one place.
+type logGroup struct {
+	e    logs.Entry // the latest
+	n    int        // lines not yet said
+	said time.Time  // when last said
 }

@@ -31,6 +31,9 @@ const (
 	RecoverTimeout = 2 * time.Minute
 	// GuardTimeout bounds reading the guard's status, and one restore.
 	GuardTimeout = 15 * time.Second
+	// LogEvery is how often one kind of log line about one place is said
+	// again while it keeps coming.
+	LogEvery = time.Minute
 	// ProbeConcurrency bounds the backend probes in flight.
 	ProbeConcurrency = 8
 	// VerifyTimeout is the least time one full verify may take.
@@ -146,9 +149,10 @@ type Watcher struct {
 	lastAsked  map[string]time.Time     // unit → last Request
 	listenDown map[string]string        // "nginx 127.0.0.1:80" → why, while down
 	listenRun  map[string]int           // checks in a row it was down
-	guardSeen  bool                     // the table was present at some point
-	guardLast  string                   // the last guard problem logged
-	restoreAt  time.Time                // last restore attempt
+	logGroups  map[string]*logGroup
+	guardSeen  bool      // the table was present at some point
+	guardLast  string    // the last guard problem logged
+	restoreAt  time.Time // last restore attempt
 	discErr    string
 
 	rediscover atomic.Bool
@@ -188,7 +192,7 @@ func New(cfg Config, s Seams, m *metrics.Metrics, logger *slog.Logger) *Watcher 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{cfg: cfg, s: s, m: m, log: logger, state: map[string]*backendState{},
-		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, listenRun: map[string]int{}, guardLast: "\x00"}
+		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, listenRun: map[string]int{}, logGroups: map[string]*logGroup{}, guardLast: "\x00"}
 }
 
 // Rediscover makes the next round look at the web servers' configuration

@@ -438,3 +438,29 @@ func TestPathLogOnChange(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLinesSaidOncePerMinute: the same error every round is said at
+// once, then once a minute with the count since.
+func TestLogLinesSaidOncePerMinute(t *testing.T) {
+	r := newRig(t, Config{})
+	e, _ := logs.Classify(logs.Nginx, `2026/12/02 03:00:01 [error] 12#12: *5 connect() to unix:/run/php/php8.2-fpm.sock failed (111: Connection refused) while connecting to upstream, client: 198.51.100.7, server: example.test, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "example.test"`)
+	f := &fakeFollower{}
+	r.w.s.Follow = func([]backend.LogFile) Follower { return f }
+	for range 13 { // one minute at 5 s, and the round after it
+		f.q = []logs.Entry{e, e}
+		r.rounds(1)
+	}
+	var said []string
+	for _, l := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(l, "nginx logged") {
+			_, msg, _ := strings.Cut(l, "times")
+			said = append(said, strings.TrimSpace(strings.SplitN(msg, `"`, 2)[0]))
+		}
+	}
+	if diff := cmp.Diff([]string{"", "since 03:00:00"}, said); diff != "" {
+		t.Errorf("what was said after the count (-want +got)\n%s\n%s", diff, r.logs)
+	}
+	if !strings.Contains(r.logs.String(), "2 times\"") || !strings.Contains(r.logs.String(), "24 times since 03:00:00") {
+		t.Errorf("counts: want 2 at once, then 24 since the first:\n%s", r.logs)
+	}
+}
