@@ -1,0 +1,176 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// maxJumpDepth bounds nested jumps, as the kernel does (NFT_JUMP_STACK_SIZE).
+const maxJumpDepth = 16
+
+// Check predicts what the ruleset does to a TCP SYN of a new connection
+// from src to dst:dstPort that arrives on a non-loopback interface and is
+// delivered locally: every base chain of the packet's family on prerouting,
+// then on input, in priority order.
+func (r *Ruleset) Check(src, dst netip.Addr, dstPort uint16) Result {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
+		return Result{Verdict: CannotTell, Reason: fmt.Sprintf("source %v and destination %v are not of one IP family", src, dst)}
+	}
+	res := r.check(newPacket(src, dst, dstPort))
+	// ip_tables hooks only IPv4 packets, ip6_tables only IPv6 ones.
+	var legacy []string
+	for _, l := range r.legacy {
+		if strings.HasPrefix(l, "ip6_tables:") == src.Is6() {
+			legacy = append(legacy, l)
+		}
+	}
+	if len(legacy) > 0 {
+		note := "iptables-legacy tables are present (" + strings.Join(legacy, ", ") + ") and netlink does not show their rules"
+		switch res.Verdict {
+		case Accept:
+			res.Verdict = CannotTell
+			res.Reason = "nftables accepts, but " + note
+		case Drop, Reject:
+			res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + note + " (they may decide first)"
+		}
+	}
+	return res
+}
+
+func (r *Ruleset) check(p *packet) Result {
+	// Ingress chains run before prerouting; they are not modelled.
+	for _, c := range r.baseChains(p, true, 0) {
+		if len(c.rules) > 0 || c.policy == nftables.ChainPolicyDrop || c.bad != "" {
+			return Result{Verdict: CannotTell, Family: familyName(c.table.family), Table: c.table.name, Chain: c.name,
+				Reason: "ingress chain " + c.name + " of table " + familyName(c.table.family) + " " + c.table.name + " runs before prerouting and is not simulated"}
+		}
+	}
+	for _, hook := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN} {
+		for _, c := range r.baseChains(p, false, hook) {
+			res := r.runChain(p, c)
+			if res.Verdict != Accept {
+				return res
+			}
+		}
+	}
+	return Result{Verdict: Accept}
+}
+
+// baseChains lists the base chains the packet traverses on hook (or on
+// ingress), sorted by priority; equal priorities keep the listing order.
+func (r *Ruleset) baseChains(p *packet, ingress bool, hook nftables.ChainHook) []*chain {
+	var out []*chain
+	for _, t := range r.tables {
+		if t.dormant {
+			continue
+		}
+		for _, c := range t.base {
+			switch {
+			case ingress && t.family == nftables.TableFamilyNetdev && c.hook == unix.NF_NETDEV_INGRESS,
+				ingress && t.family == nftables.TableFamilyINet && c.hook == nfInetIngress:
+				out = append(out, c)
+			case ingress:
+			case c.hook != hook:
+			case t.family == nftables.TableFamilyINet,
+				t.family == nftables.TableFamilyIPv4 && !p.v6,
+				t.family == nftables.TableFamilyIPv6 && p.v6:
+				out = append(out, c)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].priority < out[j].priority })
+	return out
+}
+
+type frame struct {
+	c *chain
+	i int
+}
+
+// runChain evaluates one base chain: Accept (the next base chain runs),
+// Drop, Reject or CannotTell.
+func (r *Ruleset) runChain(p *packet, base *chain) Result {
+	// Connection tracking hooks prerouting at priority -200: chains before
+	// it see no conntrack entry yet.
+	p.track = ctTracked
+	if base.hook == unix.NF_INET_PRE_ROUTING {
+		switch {
+		case base.priority < nfPriConntrack:
+			p.track = ctNotYet
+		case base.priority == nfPriConntrack:
+			p.track = ctUnsure
+		}
+	}
+	cur, i := base, 0
+	var stack []frame
+	at := func(c *chain, ru *rule) Result {
+		return Result{Family: familyName(c.table.family), Table: c.table.name, Chain: c.name, Handle: ru.handle, Rule: ru.text}
+	}
+	policy := func() Result {
+		if base.policy == nftables.ChainPolicyDrop {
+			return Result{Verdict: Drop, Family: familyName(base.table.family), Table: base.table.name, Chain: base.name, Rule: "policy drop"}
+		}
+		return Result{Verdict: Accept}
+	}
+	for {
+		if cur.bad != "" {
+			return Result{Verdict: CannotTell, Family: familyName(cur.table.family), Table: cur.table.name, Chain: cur.name, Reason: cur.bad}
+		}
+		if i >= len(cur.rules) {
+			if len(stack) == 0 {
+				return policy()
+			}
+			cur, i = stack[len(stack)-1].c, stack[len(stack)-1].i
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		ru := cur.rules[i]
+		i++
+		out := r.evalRule(p, cur, ru)
+		switch out.kind {
+		case outNext:
+			continue
+		case outAccept:
+			return Result{Verdict: Accept}
+		case outDrop, outReject, outCannotTell:
+			res := at(cur, ru)
+			res.Verdict = CannotTell
+			switch out.kind {
+			case outDrop:
+				res.Verdict = Drop
+			case outReject:
+				res.Verdict = Reject
+			}
+			res.Reason = out.reason
+			return res
+		case outJump, outGoto:
+			target := cur.table.chains[out.chain]
+			if target == nil {
+				res := at(cur, ru)
+				res.Verdict, res.Reason = CannotTell, "chain "+out.chain+" was not found"
+				return res
+			}
+			if out.kind == outJump {
+				if len(stack) >= maxJumpDepth {
+					res := at(cur, ru)
+					res.Verdict, res.Reason = CannotTell, "jumps nest too deep"
+					return res
+				}
+				stack = append(stack, frame{cur, i})
+			}
+			cur, i = target, 0
+		case outReturn:
+			if len(stack) == 0 {
+				return policy()
+			}
+			cur, i = stack[len(stack)-1].c, stack[len(stack)-1].i
+			stack = stack[:len(stack)-1]
+		}
+	}
+}

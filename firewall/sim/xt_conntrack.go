@@ -1,0 +1,84 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+)
+
+const ctUnsureWhy = "a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known"
+
+// conntrackMatch is conntrack_mt for a packet of a new, tracked connection
+// in the original direction, with no NAT applied yet; before conntrack
+// (track ctNotYet) the packet has no entry: its state is invalid and only
+// the state condition is checked.
+func conntrackMatch(track ctTrack, flags, inv, state uint16) (tri, string) {
+	const modelled = xtConntrackState | xtConntrackDirection | xtConntrackStateAls
+	switch track {
+	case ctUnsure:
+		return triUnknown, ctUnsureWhy
+	case ctNotYet:
+		if flags&xtConntrackState == 0 {
+			return triNo, ""
+		}
+		return triOf((state&1 != 0) != (inv&xtConntrackState != 0)), ""
+	}
+	st, dir := triYes, triYes
+	if flags&xtConntrackState != 0 {
+		var bit tri
+		switch {
+		case state&xtCtStateNew != 0:
+			bit = triYes
+		case state&(xtCtStateSNAT|xtCtStateDNAT) != 0:
+			bit = triUnknown
+		default:
+			bit = triNo
+		}
+		st = bit
+		if inv&xtConntrackState != 0 && bit != triUnknown {
+			st = triOf(bit == triNo)
+		}
+	}
+	if flags&xtConntrackDirection != 0 {
+		dir = triOf(inv&xtConntrackDirection == 0) // the packet is in the original direction
+	}
+	res := and(st, dir)
+	if res == triUnknown {
+		return res, "conntrack match --ctstate SNAT/DNAT depends on NAT, which is not modelled"
+	}
+	if res == triYes && flags&^modelled != 0 {
+		return triUnknown, fmt.Sprintf("conntrack match flags 0x%x (addresses, ports, status or expiry) are not modelled", flags&^modelled)
+	}
+	return res, ""
+}
+
+func conntrackText(flags, inv, state uint16) string {
+	var out []string
+	if flags&xtConntrackState != 0 {
+		op := ""
+		if inv&xtConntrackState != 0 {
+			op = "!= "
+		}
+		out = append(out, "ct state "+op+stateNames(uint32(state), xtCtStateUntracked))
+	}
+	if flags&xtConntrackDirection != 0 {
+		d := "original"
+		if inv&xtConntrackDirection != 0 {
+			d = "reply"
+		}
+		out = append(out, "ct direction "+d)
+	}
+	if flags&^(xtConntrackState|xtConntrackDirection|xtConntrackStateAls) != 0 || len(out) == 0 {
+		out = append(out, `xt match "conntrack" …`)
+	}
+	return strings.Join(out, " ")
+}
+
+// stateNames names XT_CONNTRACK_STATE_* / XT_STATE_* bits (the same up
+// to new; untracked differs), as nft prints ct state.
+func stateNames(v, untracked uint32) string {
+	names := []bitName{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {untracked, "untracked"}}
+	if untracked == xtCtStateUntracked {
+		names = append(names, bitName{xtCtStateSNAT, "snat"}, bitName{xtCtStateDNAT, "dnat"})
+	}
+	return bitNames(v, names)
+}
