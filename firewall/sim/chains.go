@@ -52,14 +52,91 @@ func (r *Ruleset) check(p *packet) Result {
 		}
 	}
 	for _, hook := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN} {
-		for _, c := range r.baseChains(p, false, hook) {
-			res := r.runChain(p, c)
-			if res.Verdict != Accept {
+		chains := r.baseChains(p, false, hook)
+		for len(chains) > 0 {
+			n := 1
+			for n < len(chains) && chains[n].priority == chains[0].priority {
+				n++
+			}
+			if res := r.runTied(p, chains[:n]); res.Verdict != Accept {
 				return res
 			}
+			chains = chains[n:]
 		}
 	}
 	return Result{Verdict: Accept}
+}
+
+// runTied runs base chains of one hook and one priority. The kernel runs
+// them in the order they were registered, which netlink does not show, so
+// each is run on its own: an accept ends only its chain, so the result is
+// the one non-accepting chain's, or the common verdict of several; chains
+// that disagree (one rejects, another drops) make it CannotTell.
+func (r *Ruleset) runTied(p *packet, chains []*chain) Result {
+	var deciding []Result
+	var by []*chain
+	for _, c := range chains {
+		if res := r.runChain(p, c); res.Verdict != Accept {
+			deciding = append(deciding, res)
+			by = append(by, c)
+		}
+	}
+	switch {
+	case len(deciding) == 0:
+		return Result{Verdict: Accept}
+	case len(deciding) == 1:
+		return deciding[0]
+	}
+	first := deciding[0]
+	agree := first.Verdict != CannotTell
+	for _, d := range deciding[1:] {
+		if d.Verdict != first.Verdict {
+			agree = false
+		}
+	}
+	var names []string
+	for i, c := range by {
+		names = append(names, fmt.Sprintf("%s (%s)", chainName(c), verdictVerb(deciding[i])))
+	}
+	if agree {
+		first.Reason = strings.TrimPrefix(first.Reason+"; ", "; ") + fmt.Sprintf(
+			"base chains of equal priority %d on hook %s all decide alike: %s", chains[0].priority, hookName(chains[0].hook), strings.Join(names, ", "))
+		return first
+	}
+	if first.Verdict == CannotTell {
+		return first // the first chain that cannot be judged already makes it unknown
+	}
+	res := first
+	res.Verdict = CannotTell
+	res.Reason = fmt.Sprintf("base chains %s hook %s at the same priority %d and decide differently; the kernel runs them in the order they were registered, which netlink does not show",
+		strings.Join(names, " and "), hookName(chains[0].hook), chains[0].priority)
+	return res
+}
+
+func chainName(c *chain) string {
+	return fmt.Sprintf("%s %s %s", familyName(c.table.family), c.table.name, c.name)
+}
+
+func verdictVerb(r Result) string {
+	switch r.Verdict {
+	case Drop:
+		return "drops"
+	case Reject:
+		return "rejects"
+	case CannotTell:
+		return "cannot be judged"
+	}
+	return "accepts"
+}
+
+func hookName(h nftables.ChainHook) string {
+	switch h {
+	case unix.NF_INET_PRE_ROUTING:
+		return "prerouting"
+	case unix.NF_INET_LOCAL_IN:
+		return "input"
+	}
+	return fmt.Sprintf("hook(%d)", h)
 }
 
 // baseChains lists the base chains the packet traverses on hook (or on

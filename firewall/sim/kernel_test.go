@@ -179,6 +179,21 @@ var kernelCases = []struct {
 		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.255 accept"}},
 		{prefix: "192.0.2.0/24", port: 443, want: []string{"192.0.2.0-192.0.2.255 drop"}},
 	}},
+	{file: "dormant.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 80, want: Accept},
+		{src: cfA, port: 8443, want: Drop, rule: "tcp dport 8443 drop"},
+	}},
+	{file: "tied_priority.nft", probes: []probe{
+		{src: cfA, port: 80, want: CannotTell, real: Drop, reason: "inet a input (rejects) and inet b input (drops)"},
+		{src: cf6A, port: 80, want: CannotTell, real: Drop, reason: "same priority 0"},
+		{src: cfA, port: 81, want: Drop, rule: "tcp dport 81 drop"},
+		{src: cfA, port: 82, want: Drop, rule: "tcp dport 82 drop"},
+		{src: cfA, port: 83, want: Reject},
+		{src: cfA, port: 84, want: Accept},
+		{src: cfA, port: 85, want: Drop, rule: "tcp dport 85 drop"},
+		{src: cf6A, port: 85, want: Accept},
+	}},
 	{file: "cannot_tell.nft", probes: []probe{
 		{src: cfA, port: 443, want: Accept}, // passes `iifname "lo" drop`
 		{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "fib"},

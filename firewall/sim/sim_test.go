@@ -389,3 +389,23 @@ func TestCheckPrefix(t *testing.T) {
 		})
 	}
 }
+
+func TestTableDormant(t *testing.T) {
+	tests := []struct {
+		flags uint32
+		want  bool
+	}{
+		{0, false},
+		{1, true},          // NFT_TABLE_F_DORMANT in host order
+		{0x01000000, true}, // as google/nftables v0.3.0 decodes it on little-endian
+		{2, false},         // owner
+		{0x02000000, false},
+		{0x03000000, true},
+		{4, false}, // persist
+	}
+	for _, tt := range tests {
+		if got := tableDormant(tt.flags); got != tt.want {
+			t.Errorf("tableDormant(%#x) = %v, want %v", tt.flags, got, tt.want)
+		}
+	}
+}
