@@ -13,20 +13,90 @@ import (
 // maxJumpDepth bounds nested jumps, as the kernel does (NFT_JUMP_STACK_SIZE).
 const maxJumpDepth = 16
 
-// Check predicts what the ruleset does to a TCP SYN of a new connection
-// from src to dst:dstPort that arrives on a non-loopback interface and is
-// delivered locally: every base chain of the packet's family on prerouting,
-// then on input, in priority order.
+// Check predicts what the ruleset does to the exchange a connection from
+// src to dst:dstPort needs, arriving on a non-loopback interface and
+// delivered locally: the TCP SYN of a new connection, then the packets after
+// it (the connection established), and for IPv6 the neighbour discovery that
+// lets the router deliver them. Each packet goes through every base chain
+// of its family on prerouting, then on input, in priority order. The result
+// is the first packet that is not accepted (Result.Packet names it), or
+// Accept.
 func (r *Ruleset) Check(src, dst netip.Addr, dstPort uint16) Result {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
 		return Result{Verdict: CannotTell, Reason: fmt.Sprintf("source %v and destination %v are not of one IP family", src, dst)}
 	}
-	res := r.check(newPacket(src, dst, dstPort))
-	// ip_tables hooks only IPv4 packets, ip6_tables only IPv6 ones.
+	r.prepare()
+	res, _, _ := r.exchange(src, dst, dstPort, nil)
+	return res
+}
+
+// exchange is Check for src standing for the addresses of piece (when not
+// nil); it also returns the deepest source-address bit that a comparison
+// read and that varies within the piece (-1: none) and the rule that read it.
+func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Result, int, Result) {
+	dep, at := -1, Result{}
+	res := Result{Verdict: Accept}
+	for _, kind := range []packetKind{kindSYN, kindEstablished} {
+		p := newPacketKind(kind, src, dst, port)
+		p.piece = piece
+		res = r.check(p)
+		if p.dep > dep {
+			dep, at = p.dep, p.depAt
+		}
+		if res.Verdict != Accept {
+			if kind == kindEstablished {
+				res.Packet = PacketEstablished
+				res.Reason = strings.TrimPrefix("the SYN is accepted, but the packets after it (ct state established) are not; "+res.Reason, "; ")
+				res.Reason = strings.TrimSuffix(res.Reason, "; ")
+			}
+			break
+		}
+	}
+	if res.Verdict == Accept && dst.Is6() {
+		res = r.neighbour(dst)
+	}
+	return r.legacyNote(res, src.Is6()), dep, at
+}
+
+// neighbour judges IPv6 neighbour discovery for dst: a solicitation to its
+// solicited-node multicast address and one to dst itself (from an on-link
+// neighbour, the router, whose address is not known), and the advertisement
+// answering this host's own solicitation. Dropping any of them on input
+// stops the router from delivering packets to dst, or this host from
+// answering.
+func (r *Ruleset) neighbour(dst netip.Addr) Result {
+	r.ndMu.Lock()
+	defer r.ndMu.Unlock()
+	if res, ok := r.nd[dst]; ok {
+		return res
+	}
+	res := Result{Verdict: Accept}
+	for _, kind := range []packetKind{kindNSMulticast, kindNSUnicast, kindNA} {
+		p := newPacketKind(kind, netip.Addr{}, dst, 0)
+		if res = r.check(p); res.Verdict != Accept {
+			res.Packet = PacketNeighbour
+			what := "neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host"
+			if kind == kindNA {
+				what = "neighbour advertisements (icmpv6 type nd-neighbor-advert) to this host"
+			}
+			res.Reason = strings.TrimSuffix("the SYN and the packets after it are accepted, but IPv6 "+what+" are not, so the router cannot deliver packets to "+dst.String()+"; "+res.Reason, "; ")
+			break
+		}
+	}
+	if r.nd == nil {
+		r.nd = map[netip.Addr]Result{}
+	}
+	r.nd[dst] = res
+	return res
+}
+
+// legacyNote qualifies a result when iptables-legacy tables of the family
+// exist: ip_tables hooks only IPv4 packets, ip6_tables only IPv6 ones.
+func (r *Ruleset) legacyNote(res Result, v6 bool) Result {
 	var legacy []string
 	for _, l := range r.legacy {
-		if strings.HasPrefix(l, "ip6_tables:") == src.Is6() {
+		if strings.HasPrefix(l, "ip6_tables:") == v6 {
 			legacy = append(legacy, l)
 		}
 	}
@@ -175,7 +245,7 @@ type frame struct {
 func (r *Ruleset) runChain(p *packet, base *chain) Result {
 	// Connection tracking hooks prerouting at priority -200: chains before
 	// it see no conntrack entry yet.
-	p.track = ctTracked
+	p.track = p.afterCT
 	if base.hook == unix.NF_INET_PRE_ROUTING {
 		switch {
 		case base.priority < nfPriConntrack:
@@ -206,6 +276,12 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 			cur, i = stack[len(stack)-1].c, stack[len(stack)-1].i
 			stack = stack[:len(stack)-1]
 			continue
+		}
+		if ix := cur.index(p); ix != nil {
+			al, sg := ix.candidates(p.src)
+			if i = nextCandidate(al, sg, i, len(cur.rules)); i >= len(cur.rules) {
+				continue
+			}
 		}
 		ru := cur.rules[i]
 		i++
@@ -250,4 +326,16 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// index is the chain's rule index for the packet, or nil to evaluate every
+// rule.
+func (c *chain) index(p *packet) *chainIndex {
+	switch {
+	case p.noIndex:
+		return nil
+	case p.v6:
+		return c.idx6
+	}
+	return c.idx4
 }

@@ -21,38 +21,110 @@ const (
 	nfInetIngress   = 5 // NF_INET_INGRESS: inet ingress chains (Linux 5.10)
 )
 
-// packet is the simulated TCP SYN.
+// packetKind is which packet of the exchange Cloudflare needs is simulated.
+type packetKind int
+
+const (
+	kindSYN         packetKind = iota // the SYN of a new connection (ct state new)
+	kindEstablished                   // the packets after it: ACKs and data (ct state established)
+	kindNSMulticast                   // IPv6 neighbour solicitation to this host's solicited-node address
+	kindNSUnicast                     // IPv6 neighbour solicitation to this host's address (reachability)
+	kindNA                            // IPv6 neighbour advertisement answering this host's solicitation
+)
+
+// packet is one simulated packet from a Cloudflare address (or, for
+// neighbour discovery, from an on-link neighbour) to this origin.
 type packet struct {
+	kind      packetKind
 	v6        bool
 	src, dst  netip.Addr
 	port      uint16
 	nh, nhK   []byte // network header and its known bits
-	th, thK   []byte // TCP header (20 bytes) and its known bits
+	th, thK   []byte // transport header (TCP: 20 bytes, ICMPv6: 24) and its known bits
 	nfproto   byte
+	l4        byte // IPPROTO_TCP or IPPROTO_ICMPV6
+	pkttype   byte
 	ethertype uint16
+	ctState   uint32  // the conntrack state bit once tracked (new, established)
+	afterCT   ctTrack // what chains after conntrack see: ctTracked or ctUntracked
 	track     ctTrack // whether the chain being run sees the conntrack entry
+
+	// piece is the range of source addresses this packet stands for (when
+	// set); dep is then the deepest source-address bit (0 = the first) that
+	// a comparison read and that varies within the piece, or -1, and depAt
+	// names the rule that read it.
+	piece   *ivlAddr
+	dep     int
+	depAt   Result
+	noIndex bool // the source address is not known: evaluate every rule
+
+	curChain *chain // the rule being evaluated, for depAt
+	curRule  *rule
 }
 
 type ctTrack int
 
 const (
-	ctTracked ctTrack = iota // after conntrack: a new connection, original direction
-	ctNotYet                 // prerouting before conntrack: no entry, state "invalid"
-	ctUnsure                 // prerouting at conntrack's own priority
+	ctTracked   ctTrack = iota // after conntrack: an entry in state ctState, original direction
+	ctNotYet                   // prerouting before conntrack: no entry, state "invalid"
+	ctUnsure                   // prerouting at conntrack's own priority
+	ctUntracked                // after conntrack, which leaves neighbour discovery untracked
+)
+
+// TCP flags.
+const (
+	tcpFlagFIN = 0x01
+	tcpFlagRST = 0x04
+	tcpFlagPSH = 0x08
+	tcpFlagACK = 0x10
+	tcpFlagURG = 0x20
+)
+
+// ICMPv6 neighbour discovery.
+const (
+	icmpv6NS       = 135 // NDISC_NEIGHBOUR_SOLICITATION
+	icmpv6NA       = 136 // NDISC_NEIGHBOUR_ADVERTISEMENT
+	ctStateEstab   = 2   // NF_CT_STATE_BIT(IP_CT_ESTABLISHED)
+	ctStateUntrack = 64  // NF_CT_STATE_UNTRACKED_BIT
+	packetMcast    = 2   // PACKET_MULTICAST
+	ndHopLimit     = 255
 )
 
 func newPacket(src, dst netip.Addr, port uint16) *packet {
-	p := &packet{v6: src.Is6(), src: src, dst: dst, port: port}
+	return newPacketKind(kindSYN, src, dst, port)
+}
+
+// newPacketKind builds the packet of the given kind. For neighbour
+// discovery src is ignored: the neighbour's address is not known.
+func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
+	p := &packet{kind: kind, v6: dst.Is6(), src: src, dst: dst, port: port, dep: -1,
+		l4: unix.IPPROTO_TCP, pkttype: packetHost, ctState: ctStateNew, afterCT: ctTracked}
+	nd := kind == kindNSMulticast || kind == kindNSUnicast || kind == kindNA
+	if nd {
+		p.l4, p.afterCT, p.ctState, p.noIndex = unix.IPPROTO_ICMPV6, ctUntracked, 0, true
+	}
 	if p.v6 {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
 		p.nh, p.nhK = make([]byte, 40), make([]byte, 40)
 		p.nh[0], p.nhK[0] = 0x60, 0xf0 // version 6; traffic class unknown
-		p.nh[6], p.nhK[6] = unix.IPPROTO_TCP, 0xff
-		s, d := src.As16(), dst.As16()
-		copy(p.nh[8:], s[:])
+		p.nh[6], p.nhK[6] = p.l4, 0xff
+		d := dst.As16()
+		if kind == kindNSMulticast { // ff02::1:ffXX:XXXX
+			d = [16]byte{0xff, 0x02, 10: 0, 11: 1, 12: 0xff, 13: d[13], 14: d[14], 15: d[15]}
+			p.pkttype = packetMcast
+		}
 		copy(p.nh[24:], d[:])
-		for i := 8; i < 40; i++ {
+		for i := 24; i < 40; i++ {
 			p.nhK[i] = 0xff
+		}
+		if !nd {
+			s := src.As16()
+			copy(p.nh[8:], s[:])
+			for i := 8; i < 24; i++ {
+				p.nhK[i] = 0xff
+			}
+		} else {
+			p.nh[7], p.nhK[7] = ndHopLimit, 0xff
 		}
 	} else {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV4, unix.ETH_P_IP
@@ -65,17 +137,39 @@ func newPacket(src, dst netip.Addr, port uint16) *packet {
 		for i := 12; i < 20; i++ {
 			p.nhK[i] = 0xff
 		}
-		// fragment offset 0 and MF clear: a SYN is not a fragment
+		// fragment offset 0 and MF clear: TCP to Cloudflare's MSS is not fragmented
 		p.nhK[6], p.nhK[7] = 0x3f, 0xff
+	}
+	if nd {
+		p.th, p.thK = make([]byte, 24), make([]byte, 24)
+		p.thK[0], p.thK[1] = 0xff, 0xff // type, code 0
+		p.th[0] = icmpv6NS
+		if kind == kindNA {
+			p.th[0] = icmpv6NA
+		} else { // the target is this host's address
+			d := dst.As16()
+			copy(p.th[8:], d[:])
+			for i := 8; i < 24; i++ {
+				p.thK[i] = 0xff
+			}
+		}
+		return p
 	}
 	p.th, p.thK = make([]byte, 20), make([]byte, 20)
 	binary.BigEndian.PutUint16(p.th[2:], port)
 	p.thK[2], p.thK[3] = 0xff, 0xff
+	p.thK[18], p.thK[19] = 0xff, 0xff // urgent pointer
+	if kind == kindEstablished {
+		p.ctState = ctStateEstab
+		// ACK set; FIN, SYN, RST and URG clear (the handshake's ACK and the
+		// data: what a request needs); PSH, ECE and CWR vary.
+		p.th[13], p.thK[13] = tcpFlagACK, tcpFlagFIN|tcpFlagSYN|tcpFlagRST|tcpFlagACK|tcpFlagURG
+		return p
+	}
 	for i := 8; i < 12; i++ { // acknowledgement number: zero in a SYN
 		p.thK[i] = 0xff
 	}
 	p.th[13], p.thK[13] = tcpFlagSYN, 0x3f // ECE/CWR may be set (ECN)
-	p.thK[18], p.thK[19] = 0xff, 0xff      // urgent pointer
 	return p
 }
 
@@ -106,7 +200,11 @@ func (p *packet) payload(e *expr.Payload) ([]byte, []byte, string) {
 	if p.v6 {
 		fam = nftables.TableFamilyIPv6
 	}
-	return val, known, payloadField(fam, e, "tcp").name + " is not known in advance"
+	l4 := "tcp"
+	if p.l4 == unix.IPPROTO_ICMPV6 {
+		l4 = "icmpv6"
+	}
+	return val, known, payloadField(fam, e, l4).name + " is not known in advance" + p.kindNote()
 }
 
 func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
@@ -114,11 +212,11 @@ func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
 	case expr.MetaKeyNFPROTO:
 		return []byte{p.nfproto}, nil, ""
 	case expr.MetaKeyL4PROTO:
-		return []byte{unix.IPPROTO_TCP}, nil, ""
+		return []byte{p.l4}, nil, ""
 	case expr.MetaKeyPROTOCOL:
 		return binary.BigEndian.AppendUint16(nil, p.ethertype), nil, ""
 	case expr.MetaKeyPKTTYPE:
-		return []byte{packetHost}, nil, ""
+		return []byte{p.pkttype}, nil, ""
 	case expr.MetaKeyIIF:
 		if r.ifName != "" {
 			return binary.NativeEndian.AppendUint32(nil, r.ifIndex), nil, ""
@@ -138,20 +236,37 @@ func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
 func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
 	switch k {
 	case expr.CtKeySTATE:
-		if p.track == ctNotYet {
+		switch p.track {
+		case ctNotYet:
 			return binary.NativeEndian.AppendUint32(nil, ctStateInvalid), nil, ""
+		case ctUntracked:
+			return binary.NativeEndian.AppendUint32(nil, ctStateUntrack), nil, ""
 		}
-		return binary.NativeEndian.AppendUint32(nil, ctStateNew), nil, ""
+		return binary.NativeEndian.AppendUint32(nil, p.ctState), nil, ""
 	case expr.CtKeyDIRECTION:
 		return []byte{ctDirOriginal}, nil, ""
 	case expr.CtKeyL3PROTOCOL:
 		return []byte{p.nfproto}, nil, ""
 	case expr.CtKeyPROTOCOL:
-		return []byte{unix.IPPROTO_TCP}, nil, ""
+		return []byte{p.l4}, nil, ""
 	case expr.CtKeyPROTODST:
 		if dir == ctDirOriginal {
 			return binary.BigEndian.AppendUint16(nil, p.port), nil, ""
 		}
 	}
 	return make([]byte, 16), make([]byte, 16), "ct " + ctName(k) + " is not known in advance"
+}
+
+// kindNote says which packet a reason is about, for the packets other than
+// the SYN.
+func (p *packet) kindNote() string {
+	switch p.kind {
+	case kindEstablished:
+		return " (for the packets after the SYN)"
+	case kindNSMulticast, kindNSUnicast:
+		return " (for a neighbour solicitation from an on-link neighbour)"
+	case kindNA:
+		return " (for a neighbour advertisement from an on-link neighbour)"
+	}
+	return ""
 }

@@ -2,11 +2,15 @@ package sim
 
 import "golang.org/x/sys/unix"
 
+// regs is the register file of one rule evaluation: NFT_REG_1..4 (16 bytes
+// each) overlaid by NFT_REG32_00..15 (4 bytes each), with a known-bits mask,
+// a reason for each unknown 4-byte word, and values the word is known not
 // to hold (the interface is not loopback).
 type regs struct {
 	val, known [64]byte
 	why        [16]string
 	excl       [16][]byte
+	prov       saddrProv
 }
 
 func regOffset(r uint32) (int, bool) {
@@ -25,6 +29,7 @@ func (rg *regs) set(r uint32, val, known []byte, why string) bool {
 		return false
 	}
 	copy(rg.val[off:], val)
+	rg.prov.clear(off, len(val))
 	for i := range val {
 		kb := byte(0xff)
 		if known != nil {

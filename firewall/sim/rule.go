@@ -28,33 +28,67 @@ type outcome struct {
 	reason string
 }
 
-// evalRule runs a rule's expressions over the packet. When an expression
-// cannot be evaluated and the rest of the rule (from it on) has no effect
-// on the verdict, the rule is skipped: the kernel would move on either way.
+// evalRule runs a rule's expressions over the packet. When a comparison
+// cannot be evaluated, the rest of the rule still runs: a later comparison
+// that certainly fails means the rule does not match either way. When any
+// expression cannot be evaluated and the rest of the rule (from it on) has
+// no effect on the verdict, the rule is skipped: the kernel would move on
+// either way. Otherwise the rule is CannotTell.
 func (r *Ruleset) evalRule(p *packet, c *chain, ru *rule) outcome {
 	if ru.bad != "" {
 		return outcome{kind: outCannotTell, reason: ru.bad}
 	}
+	p.curChain, p.curRule = c, ru
 	var rg regs
+	pending := "" // why an earlier comparison could not be evaluated
 	for i, e := range ru.exprs {
 		st, o := r.evalExpr(p, c, &rg, e)
 		switch st {
 		case stContinue:
+			if pending != "" && hasEffect(e) {
+				return outcome{kind: outCannotTell, reason: pending}
+			}
 			continue
 		case stBreak:
 			return outcome{kind: outNext}
 		case stVerdict:
+			if pending != "" {
+				return outcome{kind: outCannotTell, reason: pending}
+			}
 			return o
 		case stUnknown:
+			if isComparison(e) {
+				if pending == "" {
+					pending = o.reason
+				}
+				continue
+			}
+			if pending == "" {
+				pending = o.reason
+			}
 			for _, rest := range ru.exprs[i:] {
 				if hasEffect(rest) {
-					return outcome{kind: outCannotTell, reason: o.reason}
+					return outcome{kind: outCannotTell, reason: pending}
 				}
 			}
 			return outcome{kind: outNext}
 		}
 	}
 	return outcome{kind: outNext}
+}
+
+// isComparison reports whether an expression only decides whether the rest
+// of its rule runs, and writes no register.
+func isComparison(e expr.Any) bool {
+	switch e := e.(type) {
+	case *expr.Cmp, *expr.Range:
+		return true
+	case *expr.Lookup:
+		return !e.IsDestRegSet
+	case *xtExpr:
+		return !e.target
+	}
+	return false
 }
 
 type step int
@@ -140,6 +174,10 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if !rg.set(e.DestRegister, val, known, why) {
 			return unknownf("payload into an invalid register")
 		}
+		if e.Base == expr.PayloadBaseNetworkHeader {
+			off, _ := regOffset(e.DestRegister)
+			rg.prov.load(off, int(e.Offset), int(e.Len), p.v6)
+		}
 		return stContinue, outcome{}
 	case *expr.Bitwise:
 		if uint32(len(e.Mask)) != e.Len || uint32(len(e.Xor)) != e.Len {
@@ -154,13 +192,21 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 			nv[i] = v[i]&e.Mask[i] ^ e.Xor[i]
 			nk[i] = k[i] | ^e.Mask[i]
 		}
-		rg.set(e.DestRegister, nv, nk, why)
+		saved := rg.prov
+		if !rg.set(e.DestRegister, nv, nk, why) {
+			return unknownf("bitwise into an invalid register")
+		}
+		src, _ := regOffset(e.SourceRegister)
+		dst, _ := regOffset(e.DestRegister)
+		rg.prov = saved
+		rg.prov.bitwise(dst, src, int(e.Len), e.Mask, e.Xor)
 		return stContinue, outcome{}
 	case *expr.Cmp:
 		v, k, why, ok := rg.get(e.Register, len(e.Data))
 		if !ok {
 			return unknownf("cmp on an invalid register")
 		}
+		p.noteRead(rg, e.Register, len(e.Data))
 		if ex := rg.excluded(e.Register, e.Data); ex && (e.Op == expr.CmpOpEq || e.Op == expr.CmpOpNeq) {
 			return boolStep(e.Op == expr.CmpOpNeq)
 		}
@@ -193,6 +239,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if !ok || len(e.FromData) != len(e.ToData) {
 			return unknownf("range on an invalid register")
 		}
+		p.noteRead(rg, e.Register, len(e.FromData))
 		lo, s1 := compare(v, k, e.FromData)
 		hi, s2 := compare(v, k, e.ToData)
 		if !s1 || !s2 {
@@ -220,6 +267,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if !ok || s.keyLen == 0 {
 			return unknownf("a lookup (%s) from an invalid register", strings.TrimPrefix(setRef(s), " "))
 		}
+		p.noteRead(rg, e.SourceRegister, s.keyLen)
 		if !allKnown(k) {
 			return unknownf("%s", why)
 		}
@@ -346,9 +394,6 @@ func allKnown(k []byte) bool {
 	return true
 }
 
-// regs is the register file of one rule evaluation: NFT_REG_1..4 (16 bytes
-// each) overlaid by NFT_REG32_00..15 (4 bytes each), with a known-bits mask,
-// a reason for each unknown 4-byte word, and values the word is known not
 // setRef names a set for a reason: " @name", or "" for an anonymous set.
 func setRef(s *set) string {
 	if s.anonymous {

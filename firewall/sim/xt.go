@@ -126,6 +126,10 @@ var xtInfoSize = map[string]int{
 	"addrtype/1":  8,   // xt_addrtype_info_v1
 	"comment/0":   256, // xt_comment_info
 	"rt/0":        280, // ip6t_rt
+	"icmp/0":      8,   // ipt_icmp
+	"icmp6/0":     8,   // ip6t_icmp
+	"hl/0":        8,   // ip6t_hl_info
+	"ttl/0":       8,   // ipt_ttl_info
 	"LOG/0":       32,  // xt_log_info
 	"NFLOG/0":     80,  // xt_nflog_info
 	"REJECT/0":    8,   // ipt_reject_info / ip6t_reject_info
@@ -179,7 +183,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		} else {
 			state = ne.Uint16(info[150:])
 		}
-		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, flags, inv, state) }
+		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, p.ctState, flags, inv, state) }
 		x.text = func(string) string { return conntrackText(flags, inv, state) }
 	case "state/0":
 		mask := ne.Uint32(info)
@@ -187,10 +191,12 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 			switch p.track {
 			case ctNotYet:
 				return triOf(mask&1 != 0), "" // XT_STATE_INVALID: no conntrack entry yet
+			case ctUntracked:
+				return triOf(mask&xtStateUntracked != 0), ""
 			case ctUnsure:
 				return triUnknown, ctUnsureWhy
 			}
-			return triOf(mask&xtCtStateNew != 0), ""
+			return triOf(mask&p.ctState != 0), ""
 		}
 		x.text = func(string) string { return "ct state " + stateNames(mask, xtStateUntracked) }
 	case "multiport/1":
@@ -241,6 +247,20 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		// inverted or not (rt_mt6 returns false before any inversion).
 		x.match = func(*packet) (tri, string) { return triNo, "" }
 		x.text = func(string) string { return fmt.Sprintf("rt type %d", ne.Uint32(info)) }
+	case "icmp/0", "icmp6/0":
+		m := icmpMatch{v6: name == "icmp6", typ: info[0], code: [2]byte{info[1], info[2]}, invflags: info[3]}
+		if !icmpFamilyOK(fam, m.v6) {
+			x.why = fmt.Sprintf("iptables-nft compat match %q outside an %s table is not modelled", name, map[bool]string{true: "ip6", false: "ip"}[m.v6])
+			return x
+		}
+		x.match, x.text = m.eval, m.render
+	case "hl/0", "ttl/0":
+		m := hlMatch{v6: name == "hl", mode: info[0], value: info[1]}
+		if why := m.check(); why != "" || !icmpFamilyOK(fam, m.v6) {
+			x.why = strings.TrimSpace(why + fmt.Sprintf(" iptables-nft compat match %q is modelled in an %s table only", name, map[bool]string{true: "ip6", false: "ip"}[m.v6]))
+			return x
+		}
+		x.match, x.text = m.eval, m.render
 	case "LOG/0":
 		prefix := cstring(info[2:32])
 		x.act = xtContinue

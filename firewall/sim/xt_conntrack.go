@@ -7,26 +7,31 @@ import (
 
 const ctUnsureWhy = "a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known"
 
-// conntrackMatch is conntrack_mt for a packet of a new, tracked connection
-// in the original direction, with no NAT applied yet; before conntrack
-// (track ctNotYet) the packet has no entry: its state is invalid and only
-// the state condition is checked.
-func conntrackMatch(track ctTrack, flags, inv, state uint16) (tri, string) {
+// conntrackMatch is conntrack_mt for a packet in the original direction
+// of a tracked connection whose state bit is ctState (new, established),
+// with no NAT applied yet. Before conntrack (track ctNotYet) the packet has
+// no entry and its state is invalid; neighbour discovery is untracked
+// (ctUntracked); without an entry only the state condition is checked.
+func conntrackMatch(track ctTrack, ctState uint32, flags, inv, state uint16) (tri, string) {
 	const modelled = xtConntrackState | xtConntrackDirection | xtConntrackStateAls
 	switch track {
 	case ctUnsure:
 		return triUnknown, ctUnsureWhy
-	case ctNotYet:
+	case ctNotYet, ctUntracked:
 		if flags&xtConntrackState == 0 {
 			return triNo, ""
 		}
-		return triOf((state&1 != 0) != (inv&xtConntrackState != 0)), ""
+		bit := uint16(1) // XT_CONNTRACK_STATE_INVALID
+		if track == ctUntracked {
+			bit = xtCtStateUntracked
+		}
+		return triOf((state&bit != 0) != (inv&xtConntrackState != 0)), ""
 	}
 	st, dir := triYes, triYes
 	if flags&xtConntrackState != 0 {
 		var bit tri
 		switch {
-		case state&xtCtStateNew != 0:
+		case uint32(state)&ctState != 0:
 			bit = triYes
 		case state&(xtCtStateSNAT|xtCtStateDNAT) != 0:
 			bit = triUnknown
