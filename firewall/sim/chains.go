@@ -115,14 +115,14 @@ func (r *Ruleset) legacyNote(res Result, v6 bool) Result {
 
 func (r *Ruleset) check(p *packet) Result {
 	// Ingress chains run before prerouting; they are not modelled.
-	for _, c := range r.baseChains(p, true, 0) {
+	for _, c := range r.hookChains(p.v6, 0) {
 		if len(c.rules) > 0 || c.policy == nftables.ChainPolicyDrop || c.bad != "" {
 			return Result{Verdict: CannotTell, Family: familyName(c.table.family), Table: c.table.name, Chain: c.name,
 				Reason: "ingress chain " + c.name + " of table " + familyName(c.table.family) + " " + c.table.name + " runs before prerouting and is not simulated"}
 		}
 	}
 	for _, hook := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN} {
-		chains := r.baseChains(p, false, hook)
+		chains := r.hookChains(p.v6, 1+int(hook))
 		for len(chains) > 0 {
 			n := 1
 			for n < len(chains) && chains[n].priority == chains[0].priority {
@@ -211,7 +211,7 @@ func hookName(h nftables.ChainHook) string {
 
 // baseChains lists the base chains the packet traverses on hook (or on
 // ingress), sorted by priority; equal priorities keep the listing order.
-func (r *Ruleset) baseChains(p *packet, ingress bool, hook nftables.ChainHook) []*chain {
+func (r *Ruleset) baseChains(v6 bool, ingress bool, hook nftables.ChainHook) []*chain {
 	var out []*chain
 	for _, t := range r.tables {
 		if t.dormant {
@@ -225,8 +225,8 @@ func (r *Ruleset) baseChains(p *packet, ingress bool, hook nftables.ChainHook) [
 			case ingress:
 			case c.hook != hook:
 			case t.family == nftables.TableFamilyINet,
-				t.family == nftables.TableFamilyIPv4 && !p.v6,
-				t.family == nftables.TableFamilyIPv6 && p.v6:
+				t.family == nftables.TableFamilyIPv4 && !v6,
+				t.family == nftables.TableFamilyIPv6 && v6:
 				out = append(out, c)
 			}
 		}
@@ -338,4 +338,14 @@ func (c *chain) index(p *packet) *chainIndex {
 		return c.idx6
 	}
 	return c.idx4
+}
+
+// hookChains are the base chains (sorted) a packet of family v6 meets on
+// slot: 0 ingress, 1+hook for prerouting and input; computed by prepare.
+func (r *Ruleset) hookChains(v6 bool, slot int) []*chain {
+	f := 0
+	if v6 {
+		f = 1
+	}
+	return r.hooks[f][slot]
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // Verdict is what the ruleset does to the packet.
@@ -89,7 +90,8 @@ type Ruleset struct {
 	ifName  string
 	ifIndex uint32
 
-	prepOnce sync.Once // bounds and chain indexes
+	prepOnce sync.Once // bounds, chain indexes and hooks
+	hooks    [2][1 + 1 + unix.NF_INET_LOCAL_IN][]*chain
 	bounds4  []netip.Addr
 	bounds6  []netip.Addr
 
