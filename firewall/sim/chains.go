@@ -36,6 +36,13 @@ func (r *Ruleset) Check(src, dst netip.Addr, dstPort uint16) Result {
 // read and that varies within the piece (-1: none) and the rule that read it.
 func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Result, int, Result) {
 	dep, at := -1, Result{}
+	// IPv6: the router must resolve dst before it can deliver the SYN.
+	nd := Result{Verdict: Accept}
+	if dst.Is6() {
+		if nd = r.neighbour(dst); nd.Verdict == Drop {
+			return r.legacyNote(nd, true), dep, at
+		}
+	}
 	res := Result{Verdict: Accept}
 	for _, kind := range []packetKind{kindSYN, kindEstablished} {
 		p := newPacketKind(kind, src, dst, port)
@@ -53,8 +60,8 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 			break
 		}
 	}
-	if res.Verdict == Accept && dst.Is6() {
-		res = r.neighbour(dst)
+	if nd.Verdict == CannotTell && res.Verdict != Drop {
+		res = nd // a drop stands whatever neighbour discovery meets
 	}
 	return r.legacyNote(res, src.Is6()), dep, at
 }
@@ -76,11 +83,16 @@ func (r *Ruleset) neighbour(dst netip.Addr) Result {
 		p := newPacketKind(kind, netip.Addr{}, dst, 0)
 		if res = r.check(p); res.Verdict != Accept {
 			res.Packet = PacketNeighbour
+			if res.Verdict == Reject {
+				// The neighbour gets an ICMP error, Cloudflare nothing:
+				// its connections time out.
+				res.Verdict = Drop
+			}
 			what := "neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host"
 			if kind == kindNA {
 				what = "neighbour advertisements (icmpv6 type nd-neighbor-advert) to this host"
 			}
-			res.Reason = strings.TrimSuffix("the SYN and the packets after it are accepted, but IPv6 "+what+" are not, so the router cannot deliver packets to "+dst.String()+"; "+res.Reason, "; ")
+			res.Reason = strings.TrimSuffix("IPv6 "+what+" are not accepted, so the router cannot deliver packets to "+dst.String()+" (whatever the SYN meets); "+res.Reason, "; ")
 			break
 		}
 	}
