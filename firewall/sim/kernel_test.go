@@ -221,6 +221,18 @@ var kernelCases = []struct {
 		{prefix: "198.51.100.0/24", port: 443, want: []string{"198.51.100.0-198.51.100.255 accept"}},
 		{prefix: "198.0.0.0/8", port: 80, want: []string{"198.0.0.0-198.255.255.255 cannot tell"}},
 	}},
+	{file: "prerouting_reject.nft", probes: []probe{
+		{src: cfA, port: 80, want: Reject},
+		{src: cf6A, port: 80, want: Reject},
+		{src: cfA, port: 81, want: Reject},
+		{src: cf6A, port: 81, want: Reject},
+		{src: cfA, port: 82, want: Reject},
+		{src: cf6A, port: 82, want: Reject},
+		{src: cfA, port: 83, want: Reject},
+		{src: cf6A, port: 83, want: Reject},
+		{src: cfA, port: 84, want: Reject},
+		{src: cf6A, port: 84, want: Reject},
+	}},
 	{file: "cannot_tell.nft", probes: []probe{
 		{src: cfA, port: 443, want: Accept}, // passes `iifname "lo" drop`
 		{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "fib"},
@@ -308,6 +320,10 @@ func pair(t *testing.T) (origin, client *nstest.NS) {
 	for _, r := range backRoutes {
 		origin.Run("ip", append([]string{"route", "add"}, r...)...)
 	}
+	// Every ICMP reject must reach the client: no per-peer or global rate
+	// limit on the origin's ICMP errors (these sysctls are per namespace).
+	origin.Run("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+		"net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000")
 	for _, port := range listenPorts {
 		var ln net.Listener
 		if err := origin.Do(func() (err error) {

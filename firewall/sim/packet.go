@@ -46,6 +46,7 @@ type packet struct {
 	pkttype   byte
 	ethertype uint16
 	ctState   uint32  // the conntrack state bit once tracked (new, established)
+	buf       [2 * (40 + 24)]byte
 	afterCT   ctTrack // what chains after conntrack see: ctTracked or ctUntracked
 	track     ctTrack // whether the chain being run sees the conntrack entry
 
@@ -105,7 +106,7 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 	}
 	if p.v6 {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
-		p.nh, p.nhK = make([]byte, 40), make([]byte, 40)
+		p.nh, p.nhK = p.buf[0:40:40], p.buf[40:80:80]
 		p.nh[0], p.nhK[0] = 0x60, 0xf0 // version 6; traffic class unknown
 		p.nh[6], p.nhK[6] = p.l4, 0xff
 		d := dst.As16()
@@ -128,7 +129,7 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 		}
 	} else {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV4, unix.ETH_P_IP
-		p.nh, p.nhK = make([]byte, 20), make([]byte, 20)
+		p.nh, p.nhK = p.buf[0:20:20], p.buf[20:40:40]
 		p.nh[0], p.nhK[0] = 0x45, 0xff // version 4, no options
 		p.nh[9], p.nhK[9] = unix.IPPROTO_TCP, 0xff
 		s, d := src.As4(), dst.As4()
@@ -141,7 +142,7 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 		p.nhK[6], p.nhK[7] = 0x3f, 0xff
 	}
 	if nd {
-		p.th, p.thK = make([]byte, 24), make([]byte, 24)
+		p.th, p.thK = p.buf[80:104:104], p.buf[104:128:128]
 		p.thK[0], p.thK[1] = 0xff, 0xff // type, code 0
 		p.th[0] = icmpv6NS
 		if kind == kindNA {
@@ -155,7 +156,7 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 		}
 		return p
 	}
-	p.th, p.thK = make([]byte, 20), make([]byte, 20)
+	p.th, p.thK = p.buf[80:100:100], p.buf[104:124:124]
 	binary.BigEndian.PutUint16(p.th[2:], port)
 	p.thK[2], p.thK[3] = 0xff, 0xff
 	p.thK[18], p.thK[19] = 0xff, 0xff // urgent pointer

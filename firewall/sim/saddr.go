@@ -87,7 +87,8 @@ func (sp *saddrProv) read(off, n int, v6 bool) saddrRead {
 	if off < 0 || off+n > len(sp.idx) {
 		return r
 	}
-	var seen []int // register positions holding address bytes
+	var buf [64]int
+	seen := buf[:0] // register positions holding address bytes
 	for i := off; i < off+n; i++ {
 		if sp.idx[i] == 0 {
 			continue

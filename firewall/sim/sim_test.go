@@ -209,7 +209,7 @@ func TestCheck(t *testing.T) {
 		{"no tables", &Ruleset{}, cf4, o4, 443, Result{Verdict: Accept}},
 		{"allowed v4", webDrop, cf4, o4, 443, Result{Verdict: Accept}},
 		{"allowed v6, but neighbour discovery dropped", webDrop, cf6, o6, 443, Result{Verdict: Drop, Family: "inet", Table: "f", Chain: "input", Rule: "policy drop",
-			Reason: "IPv6 neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host are not accepted, so the router cannot deliver packets to 2001:db8:1::1 (whatever the SYN meets)", Packet: PacketNeighbour}},
+			Reason: "IPv6 neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host are dropped, so the router cannot deliver packets to 2001:db8:1::1 (whatever the SYN meets)", Packet: PacketNeighbour}},
 		{"other port: policy", webDrop, cf4, o4, 80, Result{Verdict: Drop, Family: "inet", Table: "f", Chain: "input", Rule: "policy drop"}},
 		{"families differ", webDrop, cf4, o6, 443, Result{Verdict: CannotTell, Reason: "source 203.0.113.10 and destination 2001:db8:1::1 are not of one IP family"}},
 		{"syn flag, ECN bits masked off: matches",
