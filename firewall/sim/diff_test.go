@@ -32,6 +32,7 @@ type diffStats struct {
 	rulesets, unloadable, probes, exact int
 	cannot, wrong, pieceWrong           int
 	shown                               int
+	why                                 map[string]int // cannot tell, by reason
 }
 
 // TestDifferential applies random rulesets (diffgen_test.go) with `nft -f`
@@ -51,7 +52,7 @@ func TestDifferential(t *testing.T) {
 	}
 	dir := t.TempDir()
 	jobs := make(chan int)
-	var st diffStats
+	st := diffStats{why: map[string]int{}}
 	var wg sync.WaitGroup
 	for range min(diffWorkers, len(texts)) {
 		origin, client := pair(t)
@@ -71,6 +72,11 @@ func TestDifferential(t *testing.T) {
 	pct := func(n int) float64 { return 100 * float64(n) / float64(max(st.probes, 1)) }
 	t.Logf("differential (seed %d): %d rulesets (%d not loadable by nft), %d probes: %d exact (%.1f %%), %d cannot tell (%.1f %%), %d wrong (%.1f %%); %d prefix pieces disagreeing with Check",
 		*diffSeed, st.rulesets, st.unloadable, st.probes, st.exact, pct(st.exact), st.cannot, pct(st.cannot), st.wrong, pct(st.wrong), st.pieceWrong)
+	if testing.Verbose() {
+		for why, n := range st.why {
+			t.Logf("cannot tell %5d × %s", n, why)
+		}
+	}
 	if st.wrong > 0 || st.pieceWrong > 0 {
 		t.Errorf("%d definite verdicts differ from the kernel's, %d prefix pieces from Check", st.wrong, st.pieceWrong)
 	}
@@ -98,7 +104,7 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 		t.Errorf("ruleset %d: Read: %v", i, err)
 		return
 	}
-	client.Run("ip", "-6", "neigh", "flush", "all")
+	solicitOrigin(t, client)
 	type pr struct {
 		src  netip.Addr
 		port uint16
@@ -122,11 +128,20 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 
 	var wrong []string
 	exact, cannot, pieceWrong := 0, 0, 0
+	why := map[string]int{}
 	for j, p := range probes {
 		got := rs.Check(p.src, dstFor(p.src), p.port)
 		switch {
 		case got.Verdict == CannotTell:
 			cannot++
+			r := got.Reason
+			if i := strings.IndexAny(r, ":("); i > 0 {
+				r = r[:i]
+			}
+			if strings.HasPrefix(r, "IPv6") {
+				r += " [" + got.Rule + "]"
+			}
+			why[r]++
 		case got.Verdict == reals[j]:
 			exact++
 		default:
@@ -153,6 +168,9 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 	st.cannot += cannot
 	st.wrong += len(wrong) - pieceWrong
 	st.pieceWrong += pieceWrong
+	for r, n := range why {
+		st.why[r] += n
+	}
 	if len(wrong) > 0 && st.shown < maxWrongShown {
 		st.shown++
 		t.Errorf("ruleset %d (seed %d):\n%s\n%s", i, *diffSeed, text, strings.Join(wrong, "\n"))

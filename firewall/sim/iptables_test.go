@@ -260,9 +260,7 @@ func readNS(t *testing.T, ns *nstest.NS) *Ruleset {
 // what the row says the kernel does).
 func checkProbes(t *testing.T, rs *Ruleset, client *nstest.NS, probes []probe) {
 	t.Helper()
-	// IPv6 neighbour discovery runs again under the ruleset: the first
-	// connection to the origin must solicit its address.
-	client.Run("ip", "-6", "neigh", "flush", "all")
+	solicitOrigin(t, client)
 	reals := make([]Verdict, len(probes))
 	var wg sync.WaitGroup
 	for i, p := range probes {

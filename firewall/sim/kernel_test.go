@@ -41,6 +41,7 @@ var (
 	cf6B   = "2001:db8:cf1::10" // in 2001:db8:cf1::/48
 
 	clientAddrs = []string{"192.0.2.2/24", "2001:db8:1::2/64", cfA + "/32", cfB + "/32", cfC + "/32", cfD + "/32", cf6A + "/128", cf6B + "/128"}
+
 	backRoutes  = [][]string{
 		{"198.51.100.0/24", "via", "192.0.2.2"}, {"203.0.113.0/24", "via", "192.0.2.2"},
 		{"2001:db8:cf::/48", "via", "2001:db8:1::2"}, {"2001:db8:cf1::/48", "via", "2001:db8:1::2"},
@@ -365,6 +366,16 @@ func warmUp(t *testing.T, client *nstest.NS) {
 			}
 		}
 	}
+}
+
+// solicitOrigin empties the client's neighbour cache and connects once
+// from a stand-in Cloudflare address, so the client solicits the origin's
+// IPv6 address again, under the ruleset (from that address: the source of a
+// solicitation is not modelled, so rules on it are CannotTell for neighbour
+// discovery); the probes that follow use the result.
+func solicitOrigin(t *testing.T, client *nstest.NS) {
+	client.Run("ip", "-6", "neigh", "flush", "all")
+	dial(t, client, netip.MustParseAddr(cf6A), 22)
 }
 
 // dial connects from src (an address of the client) to the origin, reads

@@ -125,6 +125,9 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 				p.nhK[i] = 0xff
 			}
 		} else {
+			// The neighbour's address is not known: a router solicits from
+			// its link-local address for a packet it forwards, but from the
+			// packet's source when that is its own.
 			p.nh[7], p.nhK[7] = ndHopLimit, 0xff
 		}
 	} else {

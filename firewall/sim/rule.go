@@ -269,6 +269,18 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		}
 		p.noteRead(rg, e.SourceRegister, s.keyLen)
 		if !allKnown(k) {
+			// Only trailing bits unknown (a link-local neighbour's address):
+			// the key is somewhere in [lo, hi].
+			lo, hi, ok := suffixRange(v, k)
+			if !ok {
+				return unknownf("%s", why)
+			}
+			switch s.overlap(lo, hi) {
+			case triYes:
+				return boolStep(!e.Invert)
+			case triNo:
+				return boolStep(e.Invert)
+			}
 			return unknownf("%s", why)
 		}
 		return boolStep(s.contains(v) != e.Invert)

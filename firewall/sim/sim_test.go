@@ -415,3 +415,39 @@ func TestTableDormant(t *testing.T) {
 		}
 	}
 }
+
+func TestSetOverlap(t *testing.T) {
+	s := ipSet("s", "2001:db8:cf::/48", "2001:db8:1::2/128")
+	key := func(a string, bits int) ([]byte, []byte) {
+		v := netip.MustParseAddr(a).AsSlice()
+		k := make([]byte, 16)
+		for i := 0; i < bits; i++ {
+			k[i/8] |= 0x80 >> (i % 8)
+		}
+		return v, k
+	}
+	tests := []struct {
+		addr string
+		bits int
+		want tri
+	}{
+		{"2001:db8:cf::", 48, triYes},     // all of the /48
+		{"2001:db8:cf::", 32, triUnknown}, // part of 2001:db8::/32
+		{"2001:db8:cf2::", 48, triNo},
+		{"fe80::", 64, triNo},
+		{"2001:db8:1::2", 128, triYes},
+	}
+	for _, tt := range tests {
+		v, k := key(tt.addr, tt.bits)
+		lo, hi, ok := suffixRange(v, k)
+		if !ok {
+			t.Fatalf("suffixRange(%s/%d) not a suffix", tt.addr, tt.bits)
+		}
+		if got := s.overlap(lo, hi); got != tt.want {
+			t.Errorf("overlap(%s/%d) = %v, want %v", tt.addr, tt.bits, got, tt.want)
+		}
+	}
+	if _, _, ok := suffixRange([]byte{1, 2}, []byte{0x0f, 0xff}); ok {
+		t.Error("suffixRange accepted known bits after unknown ones")
+	}
+}
