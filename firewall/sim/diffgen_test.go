@@ -27,8 +27,6 @@ type gen struct {
 
 func (g *gen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
 
-func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
-
 // addr4 / addr6 are a source-address operand for a rule: one of the
 // clients, a block around it, or another documentation block.
 func (g *gen) addr4() string {
@@ -124,7 +122,8 @@ func (g *gen) condition(t *genTable) cond {
 		},
 		func() cond {
 			l4 := g.pick("tcp", "udp", "ipv6-icmp")
-			return cond{"meta l4proto " + l4, "", map[string]string{"ipv6-icmp": "icmpv6"}[l4] + map[bool]string{true: l4}[l4 != "ipv6-icmp"]}
+			implied := map[string]string{"tcp": "tcp", "udp": "udp", "ipv6-icmp": "icmpv6"}[l4]
+			return cond{"meta l4proto " + l4, "", implied}
 		},
 		func() cond { return cond{`iifname "lo"`, "", ""} },
 		func() cond { return cond{"meta pkttype " + g.pick("host", "multicast"), "", ""} },

@@ -45,7 +45,7 @@ type packet struct {
 	l4        byte // IPPROTO_TCP or IPPROTO_ICMPV6
 	pkttype   byte
 	ethertype uint16
-	ctState   uint32  // the conntrack state bit once tracked (new, established)
+	ctState   uint32 // the conntrack state bit once tracked (new, established)
 	buf       [2 * (40 + 24)]byte
 	afterCT   ctTrack // what chains after conntrack see: ctTracked or ctUntracked
 	track     ctTrack // whether the chain being run sees the conntrack entry
