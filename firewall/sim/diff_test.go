@@ -44,11 +44,12 @@ type diffStats struct {
 // that holds each source must agree with Check. Run it long with
 // -sim.diff.n=500 (and -sim.diff.seed to vary).
 func TestDifferential(t *testing.T) {
-	nstest.RequireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft", "iptables-nft", "ip6tables-nft")
 	g := &gen{r: rand.New(rand.NewPCG(*diffSeed, 0x5eed))}
 	texts := make([]string, *diffN)
+	cmds := make([][][]string, *diffN)
 	for i := range texts {
-		texts[i] = g.ruleset()
+		texts[i], cmds[i] = g.ruleset(), g.iptables()
 	}
 	dir := t.TempDir()
 	jobs := make(chan int)
@@ -60,7 +61,7 @@ func TestDifferential(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				diffOne(t, &st, origin, client, dir, i, texts[i])
+				diffOne(t, &st, origin, client, dir, i, texts[i], cmds[i])
 			}
 		}()
 	}
@@ -82,7 +83,7 @@ func TestDifferential(t *testing.T) {
 	}
 }
 
-func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string, i int, text string) {
+func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string, i int, text string, cmds [][]string) {
 	path := filepath.Join(dir, fmt.Sprintf("r%d.nft", i))
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Error(err)
@@ -96,6 +97,13 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 		st.unloadable++
 		st.mu.Unlock()
 		return
+	}
+	for _, c := range cmds {
+		if out, err := origin.Try(c[0], c[1:]...); err != nil {
+			t.Errorf("ruleset %d: %s: %v\n%s", i, strings.Join(c, " "), err, out)
+			return
+		}
+		text += "# " + strings.Join(c, " ") + "\n"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readCtxTimeout)
 	defer cancel()

@@ -258,3 +258,62 @@ func (g *gen) ruleset() string {
 	}
 	return g.b.String()
 }
+
+// iptables returns, for some rulesets, iptables-nft / ip6tables-nft commands
+// to run after the nft script: the shapes hand-written iptables and UFW make
+// (a table ip / ip6 filter, chain INPUT at priority 0, compat matches for
+// conntrack, state, multiport, tcp, icmp6, comment, LOG and REJECT).
+func (g *gen) iptables() [][]string {
+	if g.r.IntN(3) != 0 {
+		return nil
+	}
+	var out [][]string
+	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
+		if g.r.IntN(2) == 0 {
+			continue
+		}
+		v6 := tool == "ip6tables-nft"
+		src := g.addr4
+		if v6 {
+			src = g.addr6
+		}
+		if g.r.IntN(3) == 0 {
+			out = append(out, []string{tool, "-P", "INPUT", "DROP"})
+		}
+		for range 1 + g.r.IntN(4) {
+			var m []string
+			switch g.r.IntN(8) {
+			case 0:
+				m = []string{"-m", "conntrack", "--ctstate", g.pick("NEW", "ESTABLISHED,RELATED", "INVALID")}
+			case 1:
+				m = []string{"-m", "state", "--state", g.pick("NEW", "ESTABLISHED,RELATED")}
+			case 2:
+				m = []string{"-p", "tcp", "-m", "multiport", "--dports", g.pick("80,443", "8443", "22,80:443")}
+			case 3:
+				m = []string{"-p", "tcp", "--dport", g.pick("80", "443", "8443", "1000:9000")}
+			case 4:
+				if a := src(); !strings.Contains(a, "-") {
+					m = []string{"-s", a}
+				}
+			case 5:
+				m = []string{"-p", "tcp", g.pick("--syn", "!", "--syn"), "-m", "comment", "--comment", "x"}
+				if m[2] == "!" {
+					m = []string{"-p", "tcp", "!", "--syn"}
+				}
+			case 6:
+				if v6 {
+					m = []string{"-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", g.pick("neighbour-solicitation", "neighbour-advertisement", "echo-request")}
+				}
+			case 7:
+				m = []string{"-i", "lo"}
+			}
+			target := g.pick("ACCEPT", "DROP", "REJECT", "LOG")
+			if target == "REJECT" && g.r.IntN(2) == 0 && len(m) > 1 && m[0] == "-p" && m[1] == "tcp" {
+				out = append(out, append(append([]string{tool, "-A", "INPUT"}, m...), "-j", "REJECT", "--reject-with", "tcp-reset"))
+				continue
+			}
+			out = append(out, append(append([]string{tool, "-A", "INPUT"}, m...), "-j", target))
+		}
+	}
+	return out
+}
