@@ -239,15 +239,19 @@ func namePrefixes(ps []netip.Prefix) string {
 	return strings.Join(s, ", ")
 }
 
-// afterSYN words the cause and fix when the SYN is accepted but a packet the
-// connection needs after it is not: the packets after the SYN (no `ct state
-// established` accept before a drop) or IPv6 neighbour discovery.
+// afterSYN words the cause and fix when the SYN is accepted but another
+// packet the connection needs is not: the packets after the SYN (no `ct
+// state established` accept before a drop), this host's answers (output),
+// or IPv6 neighbour discovery.
 func afterSYN(r sim.Result, verb, dst, rule string) (cause, fix string, ok bool) {
 	chain := fmt.Sprintf("%s %s %s", r.Family, r.Table, r.Chain)
 	switch r.Packet {
 	case sim.PacketEstablished:
 		return fmt.Sprintf("the firewall accepts the SYN from Cloudflare to %s, but %s the packets after it (%s): connections open, then every request times out", dst, verb, rule),
 			fmt.Sprintf("Accept the packets of established connections before that rule: nft insert rule %s ct state established,related accept", chain), true
+	case sim.PacketReply:
+		return fmt.Sprintf("the firewall accepts Cloudflare's packets to %s, but %s this host's answers to them on output (%s): connections never complete", dst, verb, rule),
+			fmt.Sprintf("Let the answers of established connections out before that rule: nft insert rule %s ct state established,related accept", chain), true
 	case sim.PacketNeighbour:
 		return fmt.Sprintf("the firewall %s IPv6 neighbour discovery to %s (%s): the router cannot find this host, so no packet from Cloudflare arrives although the SYN itself would be accepted", verb, dst, rule),
 			fmt.Sprintf("Accept ICMPv6 neighbour discovery before that rule: nft insert rule %s icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept", chain), true

@@ -17,6 +17,7 @@ func TestJudgeFirewall(t *testing.T) {
 	legacy := sim.Result{Verdict: sim.CannotTell, Family: "ip", Table: "filter", Chain: "INPUT", Handle: 3, Rule: "xt match", Reason: "iptables-nft compat expression"}
 	accept := sim.Result{Verdict: sim.Accept}
 	estab := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketEstablished}
+	reply := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "output", Rule: "policy drop", Packet: sim.PacketReply}
 	nd := sim.Result{Verdict: sim.Drop, Family: "ip6", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketNeighbour}
 	whole := func(r sim.Result) func(netip.Prefix) []sim.PrefixResult {
 		return func(p netip.Prefix) []sim.PrefixResult {
@@ -54,6 +55,10 @@ func TestJudgeFirewall(t *testing.T) {
 			Cause:    "the firewall accepts the SYN from Cloudflare to 192.0.2.1:443, but drops the packets after it (table inet filter chain input: policy drop): connections open, then every request times out",
 			Fix:      "Accept the packets of established connections before that rule: nft insert rule inet filter input ct state established,related accept",
 			Evidence: []string{"table inet filter chain input: policy drop — blocks 198.51.100.0/24, 203.0.113.0/24"}}},
+		{"the answers dropped on output", origin4, whole(reply), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall accepts Cloudflare's packets to 192.0.2.1:443, but drops this host's answers to them on output (table inet filter chain output: policy drop): connections never complete",
+			Fix:      "Let the answers of established connections out before that rule: nft insert rule inet filter output ct state established,related accept",
+			Evidence: []string{"table inet filter chain output: policy drop — blocks 198.51.100.0/24, 203.0.113.0/24"}}},
 		{"neighbour discovery dropped", origin6, whole(nd), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
 			Cause:    "the firewall drops IPv6 neighbour discovery to [2001:db8:1::1]:443 (table ip6 filter chain input: policy drop): the router cannot find this host, so no packet from Cloudflare arrives although the SYN itself would be accepted",
 			Fix:      "Accept ICMPv6 neighbour discovery before that rule: nft insert rule ip6 filter input icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept",

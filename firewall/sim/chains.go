@@ -44,7 +44,7 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 		}
 	}
 	res := Result{Verdict: Accept}
-	for _, kind := range []packetKind{kindSYN, kindEstablished} {
+	for _, kind := range []packetKind{kindSYN, kindEstablished, kindReply} {
 		p := newPacketKind(kind, src, dst, port)
 		p.piece = piece
 		res = r.check(p)
@@ -52,10 +52,18 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 			dep, at = p.dep, p.depAt
 		}
 		if res.Verdict != Accept {
-			if kind == kindEstablished {
+			switch kind {
+			case kindEstablished:
 				res.Packet = PacketEstablished
-				res.Reason = strings.TrimPrefix("the SYN is accepted, but the packets after it (ct state established) are not; "+res.Reason, "; ")
-				res.Reason = strings.TrimSuffix(res.Reason, "; ")
+				res.Reason = strings.TrimSuffix("the SYN is accepted, but the packets after it (ct state established) are not; "+res.Reason, "; ")
+			case kindReply:
+				res.Packet = PacketReply
+				if res.Verdict == Reject {
+					// The reject answers this host itself; Cloudflare gets
+					// nothing and times out.
+					res.Verdict = Drop
+				}
+				res.Reason = strings.TrimSuffix("the SYN and the packets after it are accepted, but this host's answers to Cloudflare (output, ct state established) are not; "+res.Reason, "; ")
 			}
 			break
 		}
@@ -81,7 +89,7 @@ func (r *Ruleset) neighbour(dst netip.Addr) Result {
 		return res
 	}
 	res := Result{Verdict: Accept}
-	for _, kind := range []packetKind{kindNSMulticast, kindNSUnicast, kindNA} {
+	for _, kind := range []packetKind{kindNSMulticast, kindNAOut, kindNSUnicast, kindNA} {
 		p := newPacketKind(kind, netip.Addr{}, dst, 0)
 		if res = r.check(p); res.Verdict == Accept {
 			continue
@@ -89,14 +97,17 @@ func (r *Ruleset) neighbour(dst netip.Addr) Result {
 		res.Packet = PacketNeighbour
 		verb := map[Verdict]string{Drop: "dropped", Reject: "rejected", CannotTell: "maybe not accepted"}[res.Verdict]
 		switch kind {
-		case kindNSMulticast:
+		case kindNSMulticast, kindNAOut:
 			if res.Verdict == Reject {
 				// The neighbour gets an ICMP error, Cloudflare nothing:
 				// its connections time out.
 				res.Verdict = Drop
 			}
-			res.Reason = strings.TrimSuffix("IPv6 neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host are "+verb+
-				", so the router cannot deliver packets to "+dst.String()+" (whatever the SYN meets); "+res.Reason, "; ")
+			what := "neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host are " + verb
+			if kind == kindNAOut {
+				what = "neighbour advertisements (icmpv6 type nd-neighbor-advert) this host answers with are " + verb + " on output"
+			}
+			res.Reason = strings.TrimSuffix("IPv6 "+what+", so the router cannot deliver packets to "+dst.String()+" (whatever the SYN meets); "+res.Reason, "; ")
 		default:
 			what := "unicast neighbour solicitations (icmpv6 type nd-neighbor-solicit, the router re-checking that " + dst.String() + " is reachable)"
 			if kind == kindNA {
@@ -137,21 +148,28 @@ func (r *Ruleset) legacyNote(res Result, v6 bool) Result {
 }
 
 func (r *Ruleset) check(p *packet) Result {
+	hooks := []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN}
+	if p.reply {
+		hooks = []nftables.ChainHook{unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING}
+	}
 	// Ingress chains run before prerouting; they are not modelled.
 	for _, c := range r.hookChains(p.v6, 0) {
+		if p.reply {
+			break
+		}
 		if len(c.rules) > 0 || c.policy == nftables.ChainPolicyDrop || c.bad != "" {
 			return Result{Verdict: CannotTell, Family: familyName(c.table.family), Table: c.table.name, Chain: c.name,
 				Reason: "ingress chain " + c.name + " of table " + familyName(c.table.family) + " " + c.table.name + " runs before prerouting and is not simulated"}
 		}
 	}
-	for _, hook := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN} {
+	for _, hook := range hooks {
 		chains := r.hookChains(p.v6, 1+int(hook))
 		for len(chains) > 0 {
 			n := 1
 			for n < len(chains) && chains[n].priority == chains[0].priority {
 				n++
 			}
-			if res := r.runTied(p, chains[:n]); res.Verdict != Accept {
+			if res := r.runTied(p, natFirstOnly(p, chains[:n])); res.Verdict != Accept {
 				return res
 			}
 			chains = chains[n:]
@@ -228,6 +246,10 @@ func hookName(h nftables.ChainHook) string {
 		return "prerouting"
 	case unix.NF_INET_LOCAL_IN:
 		return "input"
+	case unix.NF_INET_LOCAL_OUT:
+		return "output"
+	case unix.NF_INET_POST_ROUTING:
+		return "postrouting"
 	}
 	return fmt.Sprintf("hook(%d)", h)
 }
@@ -269,7 +291,7 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 	// Connection tracking hooks prerouting at priority -200: chains before
 	// it see no conntrack entry yet.
 	p.track = p.afterCT
-	if base.hook == unix.NF_INET_PRE_ROUTING {
+	if base.hook == unix.NF_INET_PRE_ROUTING || base.hook == unix.NF_INET_LOCAL_OUT {
 		switch {
 		case base.priority < nfPriConntrack:
 			p.track = ctNotYet
@@ -371,4 +393,20 @@ func (r *Ruleset) hookChains(v6 bool, slot int) []*chain {
 		f = 1
 	}
 	return r.hooks[f][slot]
+}
+
+// natFirstOnly leaves out chains of type nat for every packet but the SYN:
+// the kernel runs them only for the first packet of a connection (later
+// packets reuse its mapping; untracked ones have none).
+func natFirstOnly(p *packet, chains []*chain) []*chain {
+	if p.kind == kindSYN {
+		return chains
+	}
+	var out []*chain
+	for _, c := range chains {
+		if c.typ != nftables.ChainTypeNAT {
+			out = append(out, c)
+		}
+	}
+	return out
 }

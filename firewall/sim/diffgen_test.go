@@ -21,8 +21,9 @@ var diffSources = []string{other4, cfA, cfB, cfC, cfD, other6, cf6A, cf6B}
 var diffPorts = []uint16{80, 443, 8443}
 
 type gen struct {
-	r *rand.Rand
-	b strings.Builder
+	r        *rand.Rand
+	b        strings.Builder
+	noReject bool // generating a postrouting chain
 }
 
 func (g *gen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
@@ -87,6 +88,7 @@ func (g *gen) condition(t *genTable) cond {
 			func() cond { return cond{"ip saddr != " + g.addr4(), "ip", ""} },
 			func() cond { return cond{"ip saddr { " + strings.Join(g.disjoint4(), ", ") + " }", "ip", ""} },
 			func() cond { return cond{"ip saddr & 0.0.0.1 == 0.0.0.1", "ip", ""} },
+			func() cond { return cond{"ip daddr " + g.pick("", "!= ") + g.addr4(), "ip", ""} },
 		)
 		if len(t.sets4) > 0 {
 			opts = append(opts, func() cond {
@@ -98,6 +100,7 @@ func (g *gen) condition(t *genTable) cond {
 		opts = append(opts,
 			func() cond { return cond{"ip6 saddr " + g.addr6(), "ip6", ""} },
 			func() cond { return cond{"ip6 saddr != " + g.addr6(), "ip6", ""} },
+			func() cond { return cond{"ip6 daddr " + g.pick("", "!= ") + g.addr6(), "ip6", ""} },
 			func() cond {
 				return cond{"icmpv6 type " + g.pick("nd-neighbor-solicit", "{ nd-neighbor-solicit, nd-neighbor-advert }", "echo-request"), "ip6", "icmpv6"}
 			},
@@ -126,6 +129,9 @@ func (g *gen) condition(t *genTable) cond {
 			return cond{"meta l4proto " + l4, "", implied}
 		},
 		func() cond { return cond{`iifname "lo"`, "", ""} },
+		func() cond { return cond{`oifname "lo"`, "", ""} },
+		func() cond { return cond{"tcp sport " + g.port(), "", "tcp"} },
+		func() cond { return cond{"ct direction " + g.pick("original", "reply"), "", ""} },
 		func() cond { return cond{"meta pkttype " + g.pick("host", "multicast"), "", ""} },
 	)
 	if len(t.setsP) > 0 {
@@ -191,6 +197,9 @@ func (g *gen) rules(t *genTable, targets []string) []string {
 			}
 		}
 		v := g.verdict(t, targets)
+		if g.noReject && strings.HasPrefix(v, "reject") {
+			v = "drop"
+		}
 		if strings.Contains(v, "tcp reset") && l4 != "tcp" {
 			v = "reject"
 		}
@@ -245,13 +254,15 @@ func (g *gen) ruleset() string {
 			fmt.Fprintln(&g.b, "\t}")
 		}
 		for bi := range 1 + g.r.IntN(2) {
-			hook := g.pick("input", "input", "input", "prerouting")
+			hook := g.pick("input", "input", "input", "prerouting", "output", "postrouting")
 			prio := g.pick("-300", "-150", "-10", "0", "0", "0", "10", "100")
 			policy := g.pick("accept", "accept", "drop")
 			fmt.Fprintf(&g.b, "\tchain b%d {\n\t\ttype filter hook %s priority %s; policy %s;\n", bi, hook, prio, policy)
+			g.noReject = hook == "postrouting" // reject is not allowed there
 			for _, r := range g.rules(t, regular) {
 				fmt.Fprintf(&g.b, "\t\t%s\n", r)
 			}
+			g.noReject = false
 			fmt.Fprintln(&g.b, "\t}")
 		}
 		fmt.Fprintln(&g.b, "}")

@@ -84,7 +84,7 @@ func FuzzParseRuleMsg(f *testing.F) {
 					x := decodeXT(fam, target, ke.xt.name, ke.xt.rev, ke.xt.info)
 					_ = x.text("tcp")
 					_ = hasEffect(x)
-					for kind := kindSYN; kind <= kindNA; kind++ {
+					for kind := kindSYN; kind <= kindNAOut; kind++ {
 						src, dst := src4, dst4
 						if fam == nftables.TableFamilyIPv6 || kind >= kindNSMulticast {
 							src, dst = src6, dst6

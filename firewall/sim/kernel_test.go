@@ -222,6 +222,18 @@ var kernelCases = []struct {
 		{prefix: "198.51.100.0/24", port: 443, want: []string{"198.51.100.0-198.51.100.255 accept"}},
 		{prefix: "198.0.0.0/8", port: 80, want: []string{"198.0.0.0-198.255.255.255 cannot tell"}},
 	}},
+	{file: "reply.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Accept},
+		{src: cfA, port: 8443, want: Accept},
+		{src: cfA, port: 80, want: Drop, rule: "policy drop", reason: "this host's answers to Cloudflare"},
+		{src: cfA, port: 22, want: Drop, rule: "policy drop", reason: "this host's answers"},
+		{src: cf6A, port: 81, want: Drop, reason: "this host's answers"},
+	}},
+	{file: "nd_out_dropped.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Drop, rule: "policy drop", reason: "neighbour advertisements"},
+	}},
 	{file: "prerouting_reject.nft", probes: []probe{
 		{src: cfA, port: 80, want: Reject},
 		{src: cf6A, port: 80, want: Reject},

@@ -15,6 +15,7 @@ const (
 	ctStateInvalid  = 1    // NF_CT_STATE_INVALID_BIT: no conntrack entry (yet)
 	nfPriConntrack  = -200 // NF_IP_PRI_CONNTRACK / NF_IP6_PRI_CONNTRACK
 	ctDirOriginal   = 0
+	ctDirReply      = 1
 	packetHost      = 0 // PACKET_HOST
 	loopbackIfindex = 1
 	tcpFlagSYN      = 0x02
@@ -30,6 +31,8 @@ const (
 	kindNSMulticast                   // IPv6 neighbour solicitation to this host's solicited-node address
 	kindNSUnicast                     // IPv6 neighbour solicitation to this host's address (reachability)
 	kindNA                            // IPv6 neighbour advertisement answering this host's solicitation
+	kindReply                         // this host's answers: SYN-ACK, ACKs, data (output, ct state established, reply direction)
+	kindNAOut                         // IPv6 neighbour advertisement this host sends answering a solicitation (output)
 )
 
 // packet is one simulated packet from a Cloudflare address (or, for
@@ -58,6 +61,7 @@ type packet struct {
 	dep     int
 	depAt   Result
 	noIndex bool // the source address is not known: evaluate every rule
+	reply   bool // the packet goes from this host to Cloudflare (src, dst are swapped on the wire)
 
 	curChain *chain // the rule being evaluated, for depAt
 	curRule  *rule
@@ -103,6 +107,12 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 	nd := kind == kindNSMulticast || kind == kindNSUnicast || kind == kindNA
 	if nd {
 		p.l4, p.afterCT, p.ctState, p.noIndex = unix.IPPROTO_ICMPV6, ctUntracked, 0, true
+	}
+	switch kind {
+	case kindReply:
+		return newReply(p)
+	case kindNAOut:
+		return newNAOut(p)
 	}
 	if p.v6 {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
@@ -221,20 +231,39 @@ func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
 		return binary.BigEndian.AppendUint16(nil, p.ethertype), nil, ""
 	case expr.MetaKeyPKTTYPE:
 		return []byte{p.pkttype}, nil, ""
-	case expr.MetaKeyIIF:
+	case expr.MetaKeyIIF, expr.MetaKeyIIFNAME, expr.MetaKeyOIF, expr.MetaKeyOIFNAME:
+		in := k == expr.MetaKeyIIF || k == expr.MetaKeyIIFNAME
+		if in == p.reply { // no such device: ifindex 0, name ""
+			if k == expr.MetaKeyIIFNAME || k == expr.MetaKeyOIFNAME {
+				return make([]byte, unix.IFNAMSIZ), nil, ""
+			}
+			return make([]byte, 4), nil, ""
+		}
+		return p.ifMeta(k, r)
+	}
+	return make([]byte, 16), make([]byte, 16), "meta " + metaName(k) + " is not known in advance"
+}
+
+// ifMeta is the interface the packet arrives on (or, for a reply, leaves
+// through): known with Ruleset.SetInterface, else only known not to be lo.
+func (p *packet) ifMeta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
+	dir, key := "arrive on", "iif"
+	if p.reply {
+		dir, key = "leave through", "oif"
+	}
+	switch k {
+	case expr.MetaKeyIIF, expr.MetaKeyOIF:
 		if r.ifName != "" {
 			return binary.NativeEndian.AppendUint32(nil, r.ifIndex), nil, ""
 		}
-		return make([]byte, 4), make([]byte, 4), "iif: the interface Cloudflare's packets arrive on is not known (only that it is not lo)"
-	case expr.MetaKeyIIFNAME:
-		if r.ifName != "" {
-			b := make([]byte, unix.IFNAMSIZ)
-			copy(b, r.ifName)
-			return b, nil, ""
-		}
-		return make([]byte, unix.IFNAMSIZ), make([]byte, unix.IFNAMSIZ), "iifname: the interface Cloudflare's packets arrive on is not known (only that it is not lo)"
+		return make([]byte, 4), make([]byte, 4), key + ": the interface Cloudflare's packets " + dir + " is not known (only that it is not lo)"
 	}
-	return make([]byte, 16), make([]byte, 16), "meta " + metaName(k) + " is not known in advance"
+	if r.ifName != "" {
+		b := make([]byte, unix.IFNAMSIZ)
+		copy(b, r.ifName)
+		return b, nil, ""
+	}
+	return make([]byte, unix.IFNAMSIZ), make([]byte, unix.IFNAMSIZ), key + "name: the interface Cloudflare's packets " + dir + " is not known (only that it is not lo)"
 }
 
 func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
@@ -248,6 +277,9 @@ func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
 		}
 		return binary.NativeEndian.AppendUint32(nil, p.ctState), nil, ""
 	case expr.CtKeyDIRECTION:
+		if p.reply {
+			return []byte{ctDirReply}, nil, ""
+		}
 		return []byte{ctDirOriginal}, nil, ""
 	case expr.CtKeyL3PROTOCOL:
 		return []byte{p.nfproto}, nil, ""
@@ -271,6 +303,89 @@ func (p *packet) kindNote() string {
 		return " (for a neighbour solicitation from an on-link neighbour)"
 	case kindNA:
 		return " (for a neighbour advertisement from an on-link neighbour)"
+	case kindReply:
+		return " (for this host's answers to Cloudflare)"
+	case kindNAOut:
+		return " (for the neighbour advertisement this host answers with)"
 	}
 	return ""
+}
+
+// newReply fills p as this host's answer to the Cloudflare address p.src
+// from p.dst:p.port: the SYN-ACK and the ACKs and data after it, which leave
+// through output and postrouting in the reply direction of the connection
+// (ct state established). The Cloudflare address is the destination on
+// the wire; its port is not known.
+func newReply(p *packet) *packet {
+	p.reply, p.noIndex, p.ctState = true, true, ctStateEstab
+	if p.v6 {
+		p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
+		p.nh, p.nhK = p.buf[0:40:40], p.buf[40:80:80]
+		p.nh[0], p.nhK[0] = 0x60, 0xf0
+		p.nh[6], p.nhK[6] = unix.IPPROTO_TCP, 0xff
+		s, d := p.dst.As16(), p.src.As16()
+		copy(p.nh[8:], s[:])
+		copy(p.nh[24:], d[:])
+		for i := 8; i < 40; i++ {
+			p.nhK[i] = 0xff
+		}
+	} else {
+		p.nfproto, p.ethertype = unix.NFPROTO_IPV4, unix.ETH_P_IP
+		p.nh, p.nhK = p.buf[0:20:20], p.buf[20:40:40]
+		p.nh[0], p.nhK[0] = 0x45, 0xff
+		p.nh[9], p.nhK[9] = unix.IPPROTO_TCP, 0xff
+		s, d := p.dst.As4(), p.src.As4()
+		copy(p.nh[12:], s[:])
+		copy(p.nh[16:], d[:])
+		for i := 12; i < 20; i++ {
+			p.nhK[i] = 0xff
+		}
+		p.nhK[6], p.nhK[7] = 0x3f, 0xff
+	}
+	p.th, p.thK = p.buf[80:100:100], p.buf[104:124:124]
+	binary.BigEndian.PutUint16(p.th[0:], p.port) // the source port
+	p.thK[0], p.thK[1] = 0xff, 0xff
+	p.thK[18], p.thK[19] = 0xff, 0xff
+	// ACK set; SYN set in the SYN-ACK only; FIN, RST and URG clear.
+	p.th[13], p.thK[13] = tcpFlagACK, tcpFlagFIN|tcpFlagRST|tcpFlagACK|tcpFlagURG
+	return p
+}
+
+// cfAddrOff is where the Cloudflare address sits in the network header:
+// the source of incoming packets, the destination of replies.
+func (p *packet) cfAddrOff() int {
+	switch {
+	case p.v6 && p.reply:
+		return 24
+	case p.v6:
+		return 8
+	case p.reply:
+		return 16
+	}
+	return 12
+}
+
+// newNAOut fills p as the neighbour advertisement this host sends from its
+// address p.dst in answer to a router's solicitation (output and
+// postrouting, untracked, to an address that is not known).
+func newNAOut(p *packet) *packet {
+	p.reply, p.noIndex = true, true
+	p.l4, p.afterCT, p.ctState = unix.IPPROTO_ICMPV6, ctUntracked, 0
+	p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
+	p.nh, p.nhK = p.buf[0:40:40], p.buf[40:80:80]
+	p.nh[0], p.nhK[0] = 0x60, 0xf0
+	p.nh[6], p.nhK[6] = unix.IPPROTO_ICMPV6, 0xff
+	p.nh[7], p.nhK[7] = ndHopLimit, 0xff
+	s := p.dst.As16()
+	copy(p.nh[8:], s[:])
+	for i := 8; i < 24; i++ {
+		p.nhK[i] = 0xff
+	}
+	p.th, p.thK = p.buf[80:104:104], p.buf[104:128:128]
+	p.th[0], p.thK[0], p.thK[1] = icmpv6NA, 0xff, 0xff
+	copy(p.th[8:], s[:])
+	for i := 8; i < 24; i++ {
+		p.thK[i] = 0xff
+	}
+	return p
 }

@@ -136,7 +136,7 @@ func (r *Ruleset) prepare() {
 		r.bounds4, r.bounds6 = sortedAddrs(b4), sortedAddrs(b6)
 		for f, v6 := range []bool{false, true} {
 			r.hooks[f][0] = r.baseChains(v6, true, 0)
-			for _, h := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN} {
+			for _, h := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN, unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING} {
 				r.hooks[f][1+int(h)] = r.baseChains(v6, false, h)
 			}
 		}
@@ -181,7 +181,11 @@ func ruleScan(t *table, ru *rule, v6 bool, visit func(e expr.Any, rd saddrRead) 
 				nfReg = -1
 			}
 			if e.Base == expr.PayloadBaseNetworkHeader {
-				sp.load(off, int(e.Offset), int(e.Len), v6)
+				start := 12
+				if v6 {
+					start = 8
+				}
+				sp.load(off, int(e.Offset), int(e.Len), v6, start)
 			} else {
 				sp.clear(off, int(e.Len))
 			}

@@ -144,10 +144,14 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if !rg.set(e.Register, val, known, why) {
 			return unknownf("meta into an invalid register")
 		}
-		if e.Key == expr.MetaKeyIIF && r.ifName == "" {
+		dev, devName := expr.MetaKeyIIF, expr.MetaKeyIIFNAME
+		if p.reply {
+			dev, devName = expr.MetaKeyOIF, expr.MetaKeyOIFNAME
+		}
+		if e.Key == dev && r.ifName == "" {
 			rg.exclude(e.Register, binary.NativeEndian.AppendUint32(nil, loopbackIfindex), 4)
 		}
-		if e.Key == expr.MetaKeyIIFNAME && r.ifName == "" {
+		if e.Key == devName && r.ifName == "" {
 			rg.exclude(e.Register, []byte("lo\x00"), 3)
 		}
 		return stContinue, outcome{}
@@ -176,7 +180,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		}
 		if e.Base == expr.PayloadBaseNetworkHeader {
 			off, _ := regOffset(e.DestRegister)
-			rg.prov.load(off, int(e.Offset), int(e.Len), p.v6)
+			rg.prov.load(off, int(e.Offset), int(e.Len), p.v6, p.cfAddrOff())
 		}
 		return stContinue, outcome{}
 	case *expr.Bitwise:

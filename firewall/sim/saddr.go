@@ -32,11 +32,12 @@ func (sp *saddrProv) clear(off, n int) {
 }
 
 // load notes a network-header load of n bytes at header offset nhOff into
-// register offset off, for a packet of family v6.
-func (sp *saddrProv) load(off int, nhOff, n int, v6 bool) {
-	start, size := 12, 4
+// register offset off, for a packet of family v6 whose tracked address
+// starts at header offset start.
+func (sp *saddrProv) load(off int, nhOff, n int, v6 bool, start int) {
+	size := 4
 	if v6 {
-		start, size = 8, 16
+		size = 16
 	}
 	sp.clear(off, n)
 	for i := 0; i < n && off+i < len(sp.idx); i++ {
@@ -142,7 +143,10 @@ func (p *packet) noteRead(rg *regs, r uint32, n int) {
 		return
 	}
 	rd := rg.prov.read(off, n, p.v6)
-	if !rd.any || rd.prefix || rd.deepest < commonBits(p.piece.from, p.piece.to) {
+	// The boundaries cut the pieces for prefixes of the source address; a
+	// reply has the Cloudflare address as its destination, where every read
+	// that varies within the piece splits it.
+	if !rd.any || (rd.prefix && !p.reply) || rd.deepest < commonBits(p.piece.from, p.piece.to) {
 		return
 	}
 	if rd.deepest > p.dep {

@@ -61,6 +61,7 @@ const (
 	PacketSYN         Packet = iota // the SYN of a new connection (ct state new)
 	PacketEstablished               // the packets after the SYN (ct state established, ACK set)
 	PacketNeighbour                 // IPv6 neighbour discovery to this host (icmpv6 nd-neighbor-solicit / -advert)
+	PacketReply                     // this host's answers to Cloudflare (output, ct state established)
 )
 
 func (p Packet) String() string {
@@ -71,6 +72,8 @@ func (p Packet) String() string {
 		return "established"
 	case PacketNeighbour:
 		return "neighbour discovery"
+	case PacketReply:
+		return "reply"
 	}
 	return "packet(?)"
 }
@@ -91,7 +94,7 @@ type Ruleset struct {
 	ifIndex uint32
 
 	prepOnce sync.Once // bounds, chain indexes and hooks
-	hooks    [2][1 + 1 + unix.NF_INET_LOCAL_IN][]*chain
+	hooks    [2][1 + 1 + unix.NF_INET_POST_ROUTING][]*chain
 	bounds4  []netip.Addr
 	bounds6  []netip.Addr
 

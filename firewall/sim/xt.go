@@ -183,7 +183,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		} else {
 			state = ne.Uint16(info[150:])
 		}
-		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, p.ctState, flags, inv, state) }
+		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, p.ctState, p.reply, flags, inv, state) }
 		x.text = func(string) string { return conntrackText(flags, inv, state) }
 	case "state/0":
 		mask := ne.Uint32(info)

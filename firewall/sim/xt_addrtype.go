@@ -25,6 +25,9 @@ func (a addrtype) eval(p *packet) (tri, string) {
 	case a.flags&^(xtAddrtypeInvSource|xtAddrtypeInvDest) != 0:
 		return triUnknown, fmt.Sprintf("addrtype flags 0x%x are not modelled", a.flags)
 	}
+	if p.reply {
+		return triUnknown, "addrtype on this host's answers to Cloudflare is not modelled"
+	}
 	var src, dst tri = triYes, triYes
 	if a.src != 0 {
 		src = triUnknown // the type of a Cloudflare address in this host's routes is not known

@@ -8,11 +8,11 @@ import (
 const ctUnsureWhy = "a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known"
 
 // conntrackMatch is conntrack_mt for a packet in the original direction
-// of a tracked connection whose state bit is ctState (new, established),
+// (reply false) or the reply direction of a tracked connection whose state bit is ctState (new, established),
 // with no NAT applied yet. Before conntrack (track ctNotYet) the packet has
 // no entry and its state is invalid; neighbour discovery is untracked
 // (ctUntracked); without an entry only the state condition is checked.
-func conntrackMatch(track ctTrack, ctState uint32, flags, inv, state uint16) (tri, string) {
+func conntrackMatch(track ctTrack, ctState uint32, reply bool, flags, inv, state uint16) (tri, string) {
 	const modelled = xtConntrackState | xtConntrackDirection | xtConntrackStateAls
 	switch track {
 	case ctUnsure:
@@ -44,7 +44,7 @@ func conntrackMatch(track ctTrack, ctState uint32, flags, inv, state uint16) (tr
 		}
 	}
 	if flags&xtConntrackDirection != 0 {
-		dir = triOf(inv&xtConntrackDirection == 0) // the packet is in the original direction
+		dir = triOf((inv&xtConntrackDirection == 0) != reply) // original, unless a reply
 	}
 	res := and(st, dir)
 	if res == triUnknown {

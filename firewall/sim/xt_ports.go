@@ -43,19 +43,25 @@ func (m multiport) eval(p *packet) (tri, string) {
 			i++
 			e = m.ports[i]
 		}
-		dst := p.port >= s && p.port <= e
-		src := portIn(s, e)
+		known := triOf(p.port >= s && p.port <= e) // the port this host serves
+		dst, src := known, portIn(s, e)
+		if p.reply { // this host's answer: from the served port to Cloudflare's
+			dst, src = src, known
+		}
 		var hit tri
 		switch m.flags {
 		case xtMultiportSource:
 			hit = src
 		case xtMultiportDestination:
-			hit = triOf(dst)
+			hit = dst
 		case xtMultiportEither:
-			if dst {
+			switch {
+			case dst == triYes || src == triYes:
 				hit = triYes
-			} else {
-				hit = src
+			case dst == triNo && src == triNo:
+				hit = triNo
+			default:
+				hit = triUnknown
 			}
 		}
 		switch hit {
@@ -66,13 +72,16 @@ func (m multiport) eval(p *packet) (tri, string) {
 			unknown = true
 		}
 	}
+	if unknown && p.reply {
+		return triUnknown, "multiport on the destination port (Cloudflare's port, tcp dport, is not known in advance)"
+	}
 	if unknown {
 		return triUnknown, "multiport on the source port (tcp sport is not known in advance)"
 	}
 	return triOf(m.invert != 0), ""
 }
 
-// portIn says whether the (unknown) source port lies in [s, e].
+// portIn says whether Cloudflare's (unknown) port lies in [s, e].
 func portIn(s, e uint16) tri {
 	switch {
 	case s > e:
@@ -118,11 +127,16 @@ type tcpudp struct {
 // transport header, so udp_mt on a TCP packet sees the TCP ports.
 func (t tcpudp) eval(p *packet) (tri, string) {
 	const invS, invD = 0x01, 0x02 // the same bits in xt_tcp and xt_udp
-	sp := portIn(t.spts[0], t.spts[1])
+	sp, dp := portIn(t.spts[0], t.spts[1]), triOf(p.port >= t.dpts[0] && p.port <= t.dpts[1])
+	if p.reply { // this host's answer: from the served port to Cloudflare's
+		sp, dp = triOf(p.port >= t.spts[0] && p.port <= t.spts[1]), portIn(t.dpts[0], t.dpts[1])
+	}
 	if t.inv&invS != 0 && sp != triUnknown {
 		sp = triOf(sp == triNo)
 	}
-	dp := triOf((p.port >= t.dpts[0] && p.port <= t.dpts[1]) != (t.inv&invD != 0))
+	if t.inv&invD != 0 && dp != triUnknown {
+		dp = triOf(dp == triNo)
+	}
 	fl, opt := triYes, triYes
 	if t.tcp {
 		v, k := p.th[13], p.thK[13]
@@ -146,6 +160,8 @@ func (t tcpudp) eval(p *packet) (tri, string) {
 	switch {
 	case sp == triUnknown:
 		return res, "tcp sport is not known in advance"
+	case dp == triUnknown:
+		return res, "tcp dport (Cloudflare's port) is not known in advance"
 	case fl == triUnknown:
 		return res, "tcp flags ecn/cwr are not known in advance"
 	}
