@@ -346,6 +346,9 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 				res.Verdict = Reject
 			}
 			res.Reason = out.reason
+			if out.kind == outReject && !p.reply {
+				res = r.rejectAnswer(p, out.rst, res)
+			}
 			return res
 		case outJump, outGoto:
 			target := cur.table.chains[out.chain]
@@ -409,4 +412,45 @@ func natFirstOnly(p *packet, chains []*chain) []*chain {
 		}
 	}
 	return out
+}
+
+// rejectAnswer follows the answer of a reject (a TCP reset or an ICMP
+// error, ct state related, reply direction) through output and
+// postrouting: if it does not get out, Cloudflare sees a timeout (Drop)
+// rather than a refusal.
+func (r *Ruleset) rejectAnswer(p *packet, rst bool, res Result) Result {
+	a := newPacketKind(kindRejectAnswer, p.src, p.dst, p.port)
+	if !rst {
+		a.icmpAnswer()
+	}
+	a.piece = p.piece
+	ans := r.check(a)
+	if a.dep > p.dep {
+		p.dep, p.depAt = a.dep, a.depAt
+	}
+	what := "an ICMP error"
+	if rst {
+		what = "a TCP reset"
+	}
+	switch ans.Verdict {
+	case Accept:
+		return res
+	case CannotTell:
+		res.Verdict = CannotTell
+	default:
+		res.Verdict = Drop
+	}
+	res.Reason = strings.TrimSuffix(fmt.Sprintf("the rule rejects, but its answer (%s, ct state related) is %s on output by %s: Cloudflare sees a timeout; %s",
+		what, map[Verdict]string{Drop: "dropped", Reject: "rejected", CannotTell: "maybe not let out"}[ans.Verdict], describeAt(ans), ans.Reason), "; ")
+	return res
+}
+
+func describeAt(r Result) string {
+	s := fmt.Sprintf("%s %s chain %s", r.Family, r.Table, r.Chain)
+	if r.Handle != 0 {
+		s += fmt.Sprintf(" rule handle %d (%s)", r.Handle, r.Rule)
+	} else if r.Rule != "" {
+		s += " (" + r.Rule + ")"
+	}
+	return s
 }

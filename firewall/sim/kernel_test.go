@@ -234,6 +234,13 @@ var kernelCases = []struct {
 		{src: cfA, port: 443, want: Accept},
 		{src: cf6A, port: 443, want: Drop, rule: "policy drop", reason: "neighbour advertisements"},
 	}},
+	{file: "reject_answer.nft", probes: []probe{
+		{src: cfA, port: 80, want: Drop, rule: "tcp dport 80 reject", reason: "its answer (an ICMP error, ct state related) is dropped on output"},
+		{src: cf6A, port: 80, want: Drop, rule: "tcp dport 80 reject"},
+		{src: cfA, port: 81, want: Reject},
+		{src: cf6A, port: 81, want: Reject},
+		{src: cfA, port: 443, want: Accept},
+	}},
 	{file: "prerouting_reject.nft", probes: []probe{
 		{src: cfA, port: 80, want: Reject},
 		{src: cf6A, port: 80, want: Reject},

@@ -33,6 +33,7 @@ const (
 	kindNA                            // IPv6 neighbour advertisement answering this host's solicitation
 	kindReply                         // this host's answers: SYN-ACK, ACKs, data (output, ct state established, reply direction)
 	kindNAOut                         // IPv6 neighbour advertisement this host sends answering a solicitation (output)
+	kindRejectAnswer                  // the TCP reset (or, after icmpAnswer, ICMP error) a reject sends (output, ct state related)
 )
 
 // packet is one simulated packet from a Cloudflare address (or, for
@@ -90,6 +91,7 @@ const (
 	icmpv6NS       = 135 // NDISC_NEIGHBOUR_SOLICITATION
 	icmpv6NA       = 136 // NDISC_NEIGHBOUR_ADVERTISEMENT
 	ctStateEstab   = 2   // NF_CT_STATE_BIT(IP_CT_ESTABLISHED)
+	ctStateRelated = 4   // NF_CT_STATE_BIT(IP_CT_RELATED)
 	ctStateUntrack = 64  // NF_CT_STATE_UNTRACKED_BIT
 	packetMcast    = 2   // PACKET_MULTICAST
 	ndHopLimit     = 255
@@ -111,6 +113,11 @@ func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 	switch kind {
 	case kindReply:
 		return newReply(p)
+	case kindRejectAnswer:
+		newReply(p)
+		p.ctState = ctStateRelated
+		p.th[13], p.thK[13] = tcpFlagRST|tcpFlagACK, 0xff
+		return p
 	case kindNAOut:
 		return newNAOut(p)
 	}
@@ -307,6 +314,8 @@ func (p *packet) kindNote() string {
 		return " (for this host's answers to Cloudflare)"
 	case kindNAOut:
 		return " (for the neighbour advertisement this host answers with)"
+	case kindRejectAnswer:
+		return " (for the answer of a reject)"
 	}
 	return ""
 }
@@ -388,4 +397,21 @@ func newNAOut(p *packet) *packet {
 		p.thK[i] = 0xff
 	}
 	return p
+}
+
+// icmpAnswer turns a reject's answer into an ICMP error (destination
+// unreachable; the code depends on the rule) about the packet.
+func (p *packet) icmpAnswer() {
+	p.l4 = unix.IPPROTO_ICMP
+	typ := byte(3) // ICMP_DEST_UNREACH
+	if p.v6 {
+		p.l4, typ = unix.IPPROTO_ICMPV6, 1 // ICMPV6_DEST_UNREACH
+		p.nh[6] = p.l4
+	} else {
+		p.nh[9] = p.l4
+	}
+	for i := range p.th {
+		p.th[i], p.thK[i] = 0, 0
+	}
+	p.th[0], p.thK[0] = typ, 0xff
 }

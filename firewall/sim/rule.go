@@ -24,6 +24,7 @@ const (
 
 type outcome struct {
 	kind   outKind
+	rst    bool // outReject: with a TCP reset (else an ICMP error)
 	chain  string
 	reason string
 }
@@ -127,7 +128,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		}
 		return unknownf("verdict %s is not modelled", verdictName(e.Kind))
 	case *expr.Reject:
-		return stVerdict, outcome{kind: outReject}
+		return stVerdict, outcome{kind: outReject, rst: e.Type == unix.NFT_REJECT_TCP_RST}
 	case *expr.Immediate:
 		if e.Register == unix.NFT_REG_VERDICT {
 			return unknownf("an immediate verdict that could not be decoded")
@@ -441,7 +442,7 @@ func evalXT(p *packet, e *xtExpr) (step, outcome) {
 		case xtContinue:
 			return stContinue, outcome{}
 		case xtReject:
-			return stVerdict, outcome{kind: outReject}
+			return stVerdict, outcome{kind: outReject, rst: e.rst}
 		}
 		return unknownf("%s", e.why)
 	}

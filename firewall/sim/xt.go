@@ -69,8 +69,9 @@ type xtExpr struct {
 
 	// match: what it does to the simulated packet; nil when not modelled.
 	match func(p *packet) (tri, string)
-	// target: what it does.
+	// target: what it does; rst: a REJECT that answers with a TCP reset.
 	act xtAction
+	rst bool
 	// why is the reason for CannotTell (match == nil / act == xtUnmodelled).
 	why string
 	// text renders it, given the protocol of the rule's `-p` (or "").
@@ -271,6 +272,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		x.text = func(string) string { return fmt.Sprintf("log group %d", group) }
 	case "REJECT/0":
 		x.act, x.text, x.why = rejectTarget(fam, ne.Uint32(info))
+		x.rst = x.act == xtReject && x.text("") == "reject with tcp reset"
 	}
 	return x
 }
