@@ -26,14 +26,14 @@ const (
 type packetKind int
 
 const (
-	kindSYN         packetKind = iota // the SYN of a new connection (ct state new)
-	kindEstablished                   // the packets after it: ACKs and data (ct state established)
-	kindNSMulticast                   // IPv6 neighbour solicitation to this host's solicited-node address
-	kindNSUnicast                     // IPv6 neighbour solicitation to this host's address (reachability)
-	kindNA                            // IPv6 neighbour advertisement answering this host's solicitation
-	kindReply                         // this host's answers: SYN-ACK, ACKs, data (output, ct state established, reply direction)
-	kindNAOut                         // IPv6 neighbour advertisement this host sends answering a solicitation (output)
-	kindRejectAnswer                  // the TCP reset (or, after icmpAnswer, ICMP error) a reject sends (output, ct state related)
+	kindSYN          packetKind = iota // the SYN of a new connection (ct state new)
+	kindEstablished                    // the packets after it: ACKs and data (ct state established)
+	kindNSMulticast                    // IPv6 neighbour solicitation to this host's solicited-node address
+	kindNSUnicast                      // IPv6 neighbour solicitation to this host's address (reachability)
+	kindNA                             // IPv6 neighbour advertisement answering this host's solicitation
+	kindReply                          // this host's answers: SYN-ACK, ACKs, data (output, ct state established, reply direction)
+	kindNAOut                          // IPv6 neighbour advertisement this host sends answering a solicitation (output)
+	kindRejectAnswer                   // the TCP reset (or, after icmpAnswer, ICMP error) a reject sends (output, ct state related)
 )
 
 // packet is one simulated packet from a Cloudflare address (or, for
