@@ -24,6 +24,7 @@ type gen struct {
 	r        *rand.Rand
 	b        strings.Builder
 	noReject bool // generating a postrouting chain
+	outChain bool // generating an output or postrouting chain
 }
 
 func (g *gen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
@@ -130,12 +131,15 @@ func (g *gen) condition(t *genTable) cond {
 		},
 		func() cond { return cond{`iifname "lo"`, "", ""} },
 		func() cond { return cond{`oifname "lo"`, "", ""} },
-		func() cond { return cond{"tcp sport " + g.port(), "", "tcp"} },
 		func() cond { return cond{"ct direction " + g.pick("original", "reply"), "", ""} },
 		func() cond { return cond{"meta pkttype " + g.pick("host", "multicast"), "", ""} },
 	)
 	if len(t.setsP) > 0 {
 		opts = append(opts, func() cond { return cond{"tcp dport @" + t.setsP[g.r.IntN(len(t.setsP))], "", "tcp"} })
+	}
+	if g.outChain { // this host's port is the source port of its answers
+		opts = append(opts, func() cond { return cond{"tcp sport " + g.port(), "", "tcp"} },
+			func() cond { return cond{"tcp sport " + g.ports(), "", "tcp"} })
 	}
 	if t.family == "inet" {
 		opts = append(opts, func() cond {
@@ -259,10 +263,11 @@ func (g *gen) ruleset() string {
 			policy := g.pick("accept", "accept", "drop")
 			fmt.Fprintf(&g.b, "\tchain b%d {\n\t\ttype filter hook %s priority %s; policy %s;\n", bi, hook, prio, policy)
 			g.noReject = hook == "postrouting" // reject is not allowed there
+			g.outChain = hook == "output" || hook == "postrouting"
 			for _, r := range g.rules(t, regular) {
 				fmt.Fprintf(&g.b, "\t\t%s\n", r)
 			}
-			g.noReject = false
+			g.noReject, g.outChain = false, false
 			fmt.Fprintln(&g.b, "\t}")
 		}
 		fmt.Fprintln(&g.b, "}")

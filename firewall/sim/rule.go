@@ -163,7 +163,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		switch {
 		case p.track == ctUnsure:
 			return unknownf("ct %s in a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known", ctName(e.Key))
-		case p.track == ctNotYet && e.Key != expr.CtKeySTATE:
+		case (p.track == ctNotYet || p.track == ctUntracked) && e.Key != expr.CtKeySTATE:
 			return stBreak, outcome{} // no conntrack entry: nft_ct_get_eval breaks the rule
 		}
 		val, known, why := p.ct(e.Key, e.Direction)
