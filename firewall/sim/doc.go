@@ -6,7 +6,8 @@
 //
 // Read takes a snapshot of every table over netlink. Check walks, for the
 // packet's family, every base chain on the prerouting hook and then every
-// base chain on the input hook of the inet, ip (IPv4) and ip6 (IPv6) tables,
+// base chain on the input hook (for this host's answers: output, then
+// postrouting) of the inet, ip (IPv4) and ip6 (IPv6) tables,
 // in priority order across tables, as the kernel does: an accept ends only
 // its chain (the next base chain still runs), a drop or reject anywhere is
 // final, jump/goto/return follow the call stack, and a base chain that runs
@@ -31,7 +32,21 @@
 //   - the packets after it: the handshake's ACK and the data (`ct state
 //     established`, ACK set, SYN / RST / FIN / URG clear, the same
 //     addresses and ports). A ruleset that accepts `ct state new` but not
-//     `established` accepts the SYN and drops the rest.
+//     `established` accepts the SYN and drops the rest;
+//   - this host's answers (the SYN-ACK, ACKs and data) through every base
+//     chain on output, then on postrouting: `ct state established`, the
+//     reply direction, from the served port to Cloudflare's (unknown) port,
+//     `oif` not lo. IPv6: also the neighbour advertisement this host answers
+//     a solicitation with (untracked, from the origin address); if it does
+//     not get out, Drop.
+//
+// Chains of type nat run for the SYN only, as in the kernel (later packets
+// reuse the mapping; untracked ones have none). A reject answers with a TCP
+// reset or an ICMP error that leaves through output and postrouting with
+// `ct state related` (checked against the kernel): if that answer is
+// dropped, Cloudflare sees a timeout and the result is Drop, naming the
+// rejecting rule, with the output rule in Reason. A reject on output
+// answers this host itself: Cloudflare sees a timeout (Drop).
 //
 // Result.Packet names the packet that was not accepted.
 //
@@ -71,9 +86,11 @@
 // not known).
 //
 // Interfaces: `iif lo` and `iifname "lo"` never match (Cloudflare's packets
-// do not arrive on loopback). Any other interface comparison is CannotTell
-// unless the caller names the interface the packets arrive on with
-// Ruleset.SetInterface.
+// do not arrive on loopback), nor do `oif lo` / `oifname "lo"` for this
+// host's answers; an incoming packet has no output interface (oif 0,
+// oifname "") and an answer no input interface. Any other interface
+// comparison is CannotTell unless the caller names the interface with
+// Ruleset.SetInterface (taken for both directions).
 //
 // # iptables-nft and ufw (compat expressions)
 //
