@@ -78,12 +78,13 @@
 // the cost grows with the pieces and the rules that can match each, not with
 // pieces × rules.
 //
-// Connection tracking runs on prerouting at priority -200. Prerouting
-// chains before it (the raw priority, -300) see no conntrack entry: there
-// `ct state` is invalid (so `ct state new` does not match) and other ct
-// keys end the rule, as in the kernel; a chain at -200 itself is
-// CannotTell for anything about conntrack (which of the two runs first is
-// not known).
+// Connection tracking runs on prerouting (and on output, for this host's
+// answers) at priority -200. Chains before it (the raw priority, -300) see
+// no conntrack entry: there `ct state` is invalid (so `ct state new` does
+// not match) and other ct keys end the rule, as in the kernel; a chain at
+// -200 itself is CannotTell for anything about conntrack (which of the two
+// runs first is not known). Neighbour discovery is untracked: `ct state
+// untracked` matches it and other ct keys end the rule.
 //
 // Interfaces: `iif lo` and `iifname "lo"` never match (Cloudflare's packets
 // do not arrive on loopback), nor do `oif lo` / `oifname "lo"` for this
