@@ -176,7 +176,11 @@ func judgeFirewall(warnings []string, addr netip.Addr, port int, cloudflare []ne
 			b := byRule[k]
 			set, _ := b.ranges.IPSet()
 			all.AddSet(set)
-			o.Evidence = append(o.Evidence, describeRule(b.res)+" — blocks "+namePrefixes(set.Prefixes()))
+			ev := describeRule(b.res) + " — blocks " + namePrefixes(set.Prefixes())
+			if b.res.Reason != "" {
+				ev += " (" + b.res.Reason + ")"
+			}
+			o.Evidence = append(o.Evidence, ev)
 			rules = append(rules, describeRule(b.res))
 		}
 		set, _ := all.IPSet()

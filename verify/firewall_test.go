@@ -17,6 +17,9 @@ func TestJudgeFirewall(t *testing.T) {
 	legacy := sim.Result{Verdict: sim.CannotTell, Family: "ip", Table: "filter", Chain: "INPUT", Handle: 3, Rule: "xt match", Reason: "iptables-nft compat expression"}
 	accept := sim.Result{Verdict: sim.Accept}
 	estab := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketEstablished}
+	rejectLost := rejectRule
+	rejectLost.Verdict = sim.Drop
+	rejectLost.Reason = "the rule rejects, but its answer (an ICMP error, ct state related) is dropped on output by inet filter chain output (policy drop): Cloudflare sees a timeout"
 	reply := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "output", Rule: "policy drop", Packet: sim.PacketReply}
 	nd := sim.Result{Verdict: sim.Drop, Family: "ip6", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketNeighbour}
 	whole := func(r sim.Result) func(netip.Prefix) []sim.PrefixResult {
@@ -63,6 +66,10 @@ func TestJudgeFirewall(t *testing.T) {
 			Cause:    "the firewall drops IPv6 neighbour discovery to [2001:db8:1::1]:443 (table ip6 filter chain input: policy drop): the router cannot find this host, so no packet from Cloudflare arrives although the SYN itself would be accepted",
 			Fix:      "Accept ICMPv6 neighbour discovery before that rule: nft insert rule ip6 filter input icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept",
 			Evidence: []string{"table ip6 filter chain input: policy drop — blocks 2001:db8:cf::/48, 2001:db8:cf1::/48"}}},
+		{"a reject whose answer is dropped on output", origin4, whole(rejectLost), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall drops connections from Cloudflare to 192.0.2.1:443 (table inet filter chain input, rule handle 9: tcp dport 443 reject)",
+			Fix:      "Allow Cloudflare's ranges to port 443 before that rule (cfguard sync keeps them allowed), or remove it (nft -a list chain inet filter input; nft delete rule inet filter input handle 9).",
+			Evidence: []string{"table inet filter chain input, rule handle 9: tcp dport 443 reject — blocks 198.51.100.0/24, 203.0.113.0/24 (the rule rejects, but its answer (an ICMP error, ct state related) is dropped on output by inet filter chain output (policy drop): Cloudflare sees a timeout)"}}},
 		{"cannot tell", origin4, whole(legacy), report.Outcome{Stage: report.StageFirewall, CannotTell: true,
 			Cause:    "the firewall simulator cannot judge table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)",
 			Evidence: []string{"table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)"}}},
