@@ -103,7 +103,7 @@ func (f *simFirewall) Check(ctx context.Context, addr netip.Addr, port int, clou
 
 // ruleKey identifies a deciding rule.
 func ruleKey(r sim.Result) string {
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%s\x00%d", r.Family, r.Table, r.Chain, r.Handle, r.Rule, r.Verdict)
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%s\x00%d\x00%d", r.Family, r.Table, r.Chain, r.Handle, r.Rule, r.Verdict, r.Packet)
 }
 
 func describeRule(r sim.Result) string {
@@ -176,7 +176,11 @@ func judgeFirewall(warnings []string, addr netip.Addr, port int, cloudflare []ne
 			b := byRule[k]
 			set, _ := b.ranges.IPSet()
 			all.AddSet(set)
-			o.Evidence = append(o.Evidence, describeRule(b.res)+" — blocks "+namePrefixes(set.Prefixes()))
+			ev := describeRule(b.res) + " — blocks " + namePrefixes(set.Prefixes())
+			if b.res.Reason != "" {
+				ev += " (" + b.res.Reason + ")"
+			}
+			o.Evidence = append(o.Evidence, ev)
 			rules = append(rules, describeRule(b.res))
 		}
 		set, _ := all.IPSet()
@@ -197,6 +201,10 @@ func judgeFirewall(warnings []string, addr netip.Addr, port int, cloudflare []ne
 				verb, dst, namePrefixes(set.Prefixes()), rules[0])
 		}
 		r := byRule[order[0]].res
+		if cause, fix, ok := afterSYN(r, verb, dst, rules[0]); ok {
+			o.Cause, o.Fix = cause, fix
+			return o
+		}
 		o.Fix = fmt.Sprintf("Allow Cloudflare's ranges to port %d before that rule (cfguard sync keeps them allowed), or remove it (nft -a list chain %s %s %s; nft delete rule %s %s %s handle %d).",
 			port, r.Family, r.Table, r.Chain, r.Family, r.Table, r.Chain, r.Handle)
 		if r.Handle == 0 {
@@ -233,4 +241,24 @@ func namePrefixes(ps []netip.Prefix) string {
 		s = append(s, p.String())
 	}
 	return strings.Join(s, ", ")
+}
+
+// afterSYN words the cause and fix when the SYN is accepted but another
+// packet the connection needs is not: the packets after the SYN (no `ct
+// state established` accept before a drop), this host's answers (output),
+// or IPv6 neighbour discovery.
+func afterSYN(r sim.Result, verb, dst, rule string) (cause, fix string, ok bool) {
+	chain := fmt.Sprintf("%s %s %s", r.Family, r.Table, r.Chain)
+	switch r.Packet {
+	case sim.PacketEstablished:
+		return fmt.Sprintf("the firewall accepts the SYN from Cloudflare to %s, but %s the packets after it (%s): connections open, then every request times out", dst, verb, rule),
+			fmt.Sprintf("Accept the packets of established connections before that rule: nft insert rule %s ct state established,related accept", chain), true
+	case sim.PacketReply:
+		return fmt.Sprintf("the firewall accepts Cloudflare's packets to %s, but %s this host's answers to them on output (%s): connections never complete", dst, verb, rule),
+			fmt.Sprintf("Let the answers of established connections out before that rule: nft insert rule %s ct state established,related accept", chain), true
+	case sim.PacketNeighbour:
+		return fmt.Sprintf("the firewall %s IPv6 neighbour discovery to %s (%s): the router cannot find this host, so no packet from Cloudflare arrives although the SYN itself would be accepted", verb, dst, rule),
+			fmt.Sprintf("Accept ICMPv6 neighbour discovery before that rule: nft insert rule %s icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept", chain), true
+	}
+	return "", "", false
 }

@@ -16,6 +16,12 @@ func TestJudgeFirewall(t *testing.T) {
 	policy := sim.Result{Verdict: sim.Drop, Family: "ip", Table: "foreign", Chain: "in", Rule: "policy drop"}
 	legacy := sim.Result{Verdict: sim.CannotTell, Family: "ip", Table: "filter", Chain: "INPUT", Handle: 3, Rule: "xt match", Reason: "iptables-nft compat expression"}
 	accept := sim.Result{Verdict: sim.Accept}
+	estab := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketEstablished}
+	rejectLost := rejectRule
+	rejectLost.Verdict = sim.Drop
+	rejectLost.Reason = "the rule rejects, but its answer (an ICMP error, ct state related) is dropped on output by inet filter chain output (policy drop): Cloudflare sees a timeout"
+	reply := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "output", Rule: "policy drop", Packet: sim.PacketReply}
+	nd := sim.Result{Verdict: sim.Drop, Family: "ip6", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketNeighbour}
 	whole := func(r sim.Result) func(netip.Prefix) []sim.PrefixResult {
 		return func(p netip.Prefix) []sim.PrefixResult {
 			return []sim.PrefixResult{{From: p.Addr(), To: netipxLast(p), Result: r}}
@@ -48,6 +54,22 @@ func TestJudgeFirewall(t *testing.T) {
 			Cause:    "the firewall drops connections from part of Cloudflare to 192.0.2.1:443: 198.51.100.0/25 (table inet filter chain input, rule handle 7: ip saddr 198.51.100.0/25 drop); visitors whose requests come through those Cloudflare addresses fail, so the failures will look intermittent",
 			Fix:      "Allow Cloudflare's ranges to port 443 before that rule (cfguard sync keeps them allowed), or remove it (nft -a list chain inet filter input; nft delete rule inet filter input handle 7).",
 			Evidence: []string{"table inet filter chain input, rule handle 7: ip saddr 198.51.100.0/25 drop — blocks 198.51.100.0/25"}}},
+		{"the packets after the SYN dropped", origin4, whole(estab), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall accepts the SYN from Cloudflare to 192.0.2.1:443, but drops the packets after it (table inet filter chain input: policy drop): connections open, then every request times out",
+			Fix:      "Accept the packets of established connections before that rule: nft insert rule inet filter input ct state established,related accept",
+			Evidence: []string{"table inet filter chain input: policy drop — blocks 198.51.100.0/24, 203.0.113.0/24"}}},
+		{"the answers dropped on output", origin4, whole(reply), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall accepts Cloudflare's packets to 192.0.2.1:443, but drops this host's answers to them on output (table inet filter chain output: policy drop): connections never complete",
+			Fix:      "Let the answers of established connections out before that rule: nft insert rule inet filter output ct state established,related accept",
+			Evidence: []string{"table inet filter chain output: policy drop — blocks 198.51.100.0/24, 203.0.113.0/24"}}},
+		{"neighbour discovery dropped", origin6, whole(nd), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall drops IPv6 neighbour discovery to [2001:db8:1::1]:443 (table ip6 filter chain input: policy drop): the router cannot find this host, so no packet from Cloudflare arrives although the SYN itself would be accepted",
+			Fix:      "Accept ICMPv6 neighbour discovery before that rule: nft insert rule ip6 filter input icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept",
+			Evidence: []string{"table ip6 filter chain input: policy drop — blocks 2001:db8:cf::/48, 2001:db8:cf1::/48"}}},
+		{"a reject whose answer is dropped on output", origin4, whole(rejectLost), report.Outcome{Stage: report.StageFirewall, Fail: true, Status: 522,
+			Cause:    "the firewall drops connections from Cloudflare to 192.0.2.1:443 (table inet filter chain input, rule handle 9: tcp dport 443 reject)",
+			Fix:      "Allow Cloudflare's ranges to port 443 before that rule (cfguard sync keeps them allowed), or remove it (nft -a list chain inet filter input; nft delete rule inet filter input handle 9).",
+			Evidence: []string{"table inet filter chain input, rule handle 9: tcp dport 443 reject — blocks 198.51.100.0/24, 203.0.113.0/24 (the rule rejects, but its answer (an ICMP error, ct state related) is dropped on output by inet filter chain output (policy drop): Cloudflare sees a timeout)"}}},
 		{"cannot tell", origin4, whole(legacy), report.Outcome{Stage: report.StageFirewall, CannotTell: true,
 			Cause:    "the firewall simulator cannot judge table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)",
 			Evidence: []string{"table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)"}}},

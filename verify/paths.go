@@ -271,7 +271,9 @@ func (r *runner) sharedStages(ctx context.Context, t probe.Target) sharedResult 
 			return res
 		}
 	}
-	add(r.d.probe.Listener(ctx, t))
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.timeout())
+	defer cancel()
+	add(r.d.probe.Listener(lctx, t))
 	return res
 }
 

@@ -1,42 +1,97 @@
-// Package sim predicts what the live nftables ruleset does to a TCP SYN
-// from a Cloudflare address to this origin, so `cfguard verify` can name
-// the table, chain and rule that would drop or reject it.
+// Package sim predicts what the live nftables ruleset does to the packets
+// a connection from a Cloudflare address to this origin needs, so `cfguard
+// verify` can name the table, chain and rule that would drop or reject them.
 //
 // # What is modelled
 //
 // Read takes a snapshot of every table over netlink. Check walks, for the
 // packet's family, every base chain on the prerouting hook and then every
-// base chain on the input hook of the inet, ip (IPv4) and ip6 (IPv6) tables,
+// base chain on the input hook (for this host's answers: output, then
+// postrouting) of the inet, ip (IPv4) and ip6 (IPv6) tables,
 // in priority order across tables, as the kernel does: an accept ends only
 // its chain (the next base chain still runs), a drop or reject anywhere is
 // final, jump/goto/return follow the call stack, and a base chain that runs
-// off its end applies its policy.
+// off its end applies its policy. Dormant tables are not hooked. Base chains
+// of one hook and one priority run in the order they were registered, which
+// netlink does not show: each is run on its own; if only one decides, or
+// all that decide agree, that verdict stands; if they disagree (one rejects,
+// another drops) the answer is CannotTell naming both chains.
 //
-// The packet is a TCP SYN of a new connection (`ct state new`, `ct direction
-// original`) arriving on some interface other than loopback. Registers are
+// Check judges the whole exchange, in the order the packets arrive:
+//
+//   - IPv6 only: the neighbour solicitation an on-link router sends to the
+//     origin address's solicited-node multicast address (ICMPv6 type 135,
+//     hop limit 255, untracked by conntrack, from an address that is not
+//     known). If it does not get through, no packet reaches the address:
+//     Drop, whatever the SYN meets. A unicast solicitation (the router
+//     re-checking reachability) or the advertisement answering this host's
+//     own solicitation that does not get through is CannotTell: IPv6 then
+//     fails only when the neighbour caches expire;
+//   - the TCP SYN of a new connection (`ct state new`, `ct direction
+//     original`);
+//   - the packets after it: the handshake's ACK and the data (`ct state
+//     established`, ACK set, SYN / RST / FIN / URG clear, the same
+//     addresses and ports). A ruleset that accepts `ct state new` but not
+//     `established` accepts the SYN and drops the rest;
+//   - this host's answers (the SYN-ACK, ACKs and data) through every base
+//     chain on output, then on postrouting: `ct state established`, the
+//     reply direction, from the served port to Cloudflare's (unknown) port,
+//     `oif` not lo. IPv6: also the neighbour advertisement this host answers
+//     a solicitation with (untracked, from the origin address); if it does
+//     not get out, Drop.
+//
+// Chains of type nat run for the SYN only, as in the kernel (later packets
+// reuse the mapping; untracked ones have none). A reject answers with a TCP
+// reset or an ICMP error that leaves through output and postrouting with
+// `ct state related` (checked against the kernel): if that answer is
+// dropped, Cloudflare sees a timeout and the result is Drop, naming the
+// rejecting rule, with the output rule in Reason. A reject on output
+// answers this host itself: Cloudflare sees a timeout (Drop).
+//
+// Result.Packet names the packet that was not accepted.
+//
+// Packets arrive on some interface other than loopback. Registers are
 // modelled bit by bit with a "known" mask: fields the simulator knows (the
-// addresses, the destination port, the protocol, the SYN flag) are known;
-// fields it cannot know (the source port, the TTL, the interface name, the
-// mark) are unknown. A comparison that depends on an unknown bit, and any
+// addresses, the destination port, the protocol, the TCP flags above) are
+// known; fields it cannot know (the source port, the TTL, the interface name,
+// the mark) are unknown. A comparison that depends on an unknown bit, and any
 // expression that is not modelled (iptables-nft compat matches and targets
 // other than those listed below, verdict and data maps, concatenations,
 // fib, socket, limit, quota, connlimit, dynset, numgen, NAT in prerouting,
-// ...), makes the answer CannotTell with a Reason naming it, unless the
-// rest of that rule has no effect (no verdict, reject or NAT), in which case
-// the rule is skipped as the kernel would skip it either way. The simulator
-// never guesses.
+// ...), makes the answer CannotTell with a Reason naming it, unless a later
+// comparison of the same rule certainly fails, or the rest of that rule has
+// no effect (no verdict, reject or NAT): then the rule is skipped as the
+// kernel would skip it either way. The simulator never guesses.
 //
-// Connection tracking runs on prerouting at priority -200. Prerouting
-// chains before it (the raw priority, -300) see no conntrack entry: there
-// `ct state` is invalid (so `ct state new` does not match) and other ct
-// keys end the rule, as in the kernel; a chain at -200 itself is
-// CannotTell for anything about conntrack (which of the two runs first is
-// not known).
+// # Ranges of source addresses
+//
+// CheckPrefix judges every address of a range: it cuts the range at each
+// boundary of the blocks that prefix comparisons, ranges and set lookups of
+// the source address cut (in any family a rule can see, after its `meta
+// nfproto` guard), and judges one address per piece. A comparison of
+// source-address bits that do not form a prefix (`ip saddr & 0.0.0.1 ==
+// 0.0.0.1`, a raw `@nh,120,8` load), when reached for a piece whose addresses
+// differ in those bits, splits the piece into the prefixes that fix them,
+// each judged again, up to 4096 pieces per range; beyond that the piece is
+// CannotTell naming the rule. Each chain indexes its rules by their first
+// source-address condition, so a check skips the rules that cannot match:
+// the cost grows with the pieces and the rules that can match each, not with
+// pieces × rules.
+//
+// Connection tracking runs on prerouting (and on output, for this host's
+// answers) at priority -200. Chains before it (the raw priority, -300) see
+// no conntrack entry: there `ct state` is invalid (so `ct state new` does
+// not match) and other ct keys end the rule, as in the kernel; a chain at
+// -200 itself is CannotTell for anything about conntrack (which of the two
+// runs first is not known). Neighbour discovery is untracked: `ct state
+// untracked` matches it and other ct keys end the rule.
 //
 // Interfaces: `iif lo` and `iifname "lo"` never match (Cloudflare's packets
-// do not arrive on loopback). Any other interface comparison is CannotTell
-// unless the caller names the interface the packets arrive on with
-// Ruleset.SetInterface.
+// do not arrive on loopback), nor do `oif lo` / `oifname "lo"` for this
+// host's answers; an incoming packet has no output interface (oif 0,
+// oifname "") and an answer no input interface. Any other interface
+// comparison is CannotTell unless the caller names the interface with
+// Ruleset.SetInterface (taken for both directions).
 //
 // # iptables-nft and ufw (compat expressions)
 //
@@ -64,6 +119,10 @@
 //     --limit-iface-in/out are CannotTell;
 //   - rt revision 0 (ip6 tables): never matches, as the SYN carries no
 //     extension header;
+//   - icmp / icmp6 revision 0 (ip / ip6 tables): the type and code range,
+//     and !, over the packet's known ICMP header (neighbour discovery);
+//   - ttl / hl revision 0 (ip / ip6 tables): ==, !=, <, > over a known TTL or
+//     hop limit (255 for neighbour discovery; unknown for TCP);
 //   - comment: always matches;
 //   - targets LOG and NFLOG: the rule goes on without a verdict; REJECT
 //     (any valid --reject-with): Reject.

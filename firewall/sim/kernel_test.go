@@ -36,11 +36,13 @@ var (
 	cfA    = "198.51.100.10"    // in 198.51.100.0/24
 	cfB    = "203.0.113.10"     // in 203.0.113.0/25
 	cfC    = "203.0.113.200"    // in 203.0.113.128/25
+	cfD    = "198.51.100.11"    // in 198.51.100.0/24, odd
 	cf6A   = "2001:db8:cf::10"  // in 2001:db8:cf::/48
 	cf6B   = "2001:db8:cf1::10" // in 2001:db8:cf1::/48
 
-	clientAddrs = []string{"192.0.2.2/24", "2001:db8:1::2/64", cfA + "/32", cfB + "/32", cfC + "/32", cf6A + "/128", cf6B + "/128"}
-	backRoutes  = [][]string{
+	clientAddrs = []string{"192.0.2.2/24", "2001:db8:1::2/64", cfA + "/32", cfB + "/32", cfC + "/32", cfD + "/32", cf6A + "/128", cf6B + "/128"}
+
+	backRoutes = [][]string{
 		{"198.51.100.0/24", "via", "192.0.2.2"}, {"203.0.113.0/24", "via", "192.0.2.2"},
 		{"2001:db8:cf::/48", "via", "2001:db8:1::2"}, {"2001:db8:cf1::/48", "via", "2001:db8:1::2"},
 	}
@@ -179,6 +181,78 @@ var kernelCases = []struct {
 		{prefix: "203.0.113.0/24", port: 443, want: []string{"203.0.113.0-203.0.113.255 accept"}},
 		{prefix: "192.0.2.0/24", port: 443, want: []string{"192.0.2.0-192.0.2.255 drop"}},
 	}},
+	{file: "dormant.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 80, want: Accept},
+		{src: cfA, port: 8443, want: Drop, rule: "tcp dport 8443 drop"},
+	}},
+	{file: "tied_priority.nft", probes: []probe{
+		{src: cfA, port: 80, want: CannotTell, real: Drop, reason: "inet a input (rejects) and inet b input (drops)"},
+		{src: cf6A, port: 80, want: CannotTell, real: Drop, reason: "same priority 0"},
+		{src: cfA, port: 81, want: Drop, rule: "tcp dport 81 drop"},
+		{src: cfA, port: 82, want: Drop, rule: "tcp dport 82 drop"},
+		{src: cfA, port: 83, want: Reject},
+		{src: cfA, port: 84, want: Accept},
+		{src: cfA, port: 85, want: Drop, rule: "tcp dport 85 drop"},
+		{src: cf6A, port: 85, want: Accept},
+	}},
+	{file: "exchange.nft", probes: []probe{
+		{src: cfA, port: 443, want: Drop, rule: "policy drop", reason: "the SYN is accepted, but the packets after it"},
+		{src: cf6A, port: 80, want: Drop, rule: "policy drop", reason: "the SYN is accepted, but the packets after it"},
+		{src: cfA, port: 8443, want: Accept},
+		{src: cf6A, port: 8443, want: Accept},
+		{src: cfA, port: 9000, want: Drop, rule: "policy drop"},
+	}},
+	{file: "nd_dropped.nft", probes: []probe{
+		{src: cf6A, port: 443, want: Drop, rule: "policy drop", reason: "neighbour solicitations"},
+		{src: cf6B, port: 80, want: Drop, rule: "policy drop", reason: "neighbour solicitations"},
+		{src: cfA, port: 8443, want: Accept},
+	}},
+	{file: "saddr_bits.nft", probes: []probe{
+		{src: cfA, port: 80, want: Accept},
+		{src: cfD, port: 80, want: Drop, rule: "ip saddr & 0.0.0.1 == 0.0.0.1 tcp dport 80 drop"},
+		{src: cfA, port: 81, want: Drop},
+		{src: cfB, port: 81, want: Drop},
+		{src: cfD, port: 81, want: Accept},
+		{src: cfC, port: 81, want: Accept},
+	}, prefixes: []prefixProbe{
+		{prefix: "198.51.100.8/30", port: 80, want: []string{"198.51.100.8-198.51.100.8 accept", "198.51.100.9-198.51.100.9 drop",
+			"198.51.100.10-198.51.100.10 accept", "198.51.100.11-198.51.100.11 drop"}},
+		{prefix: "198.51.100.0/24", port: 81, want: []string{"198.51.100.0-198.51.100.9 accept", "198.51.100.10-198.51.100.10 drop", "198.51.100.11-198.51.100.255 accept"}},
+		{prefix: "198.51.100.0/24", port: 443, want: []string{"198.51.100.0-198.51.100.255 accept"}},
+		{prefix: "198.0.0.0/8", port: 80, want: []string{"198.0.0.0-198.255.255.255 cannot tell"}},
+	}},
+	{file: "reply.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Accept},
+		{src: cfA, port: 8443, want: Accept},
+		{src: cfA, port: 80, want: Drop, rule: "policy drop", reason: "this host's answers to Cloudflare"},
+		{src: cfA, port: 22, want: Drop, rule: "policy drop", reason: "this host's answers"},
+		{src: cf6A, port: 81, want: Drop, reason: "this host's answers"},
+	}},
+	{file: "nd_out_dropped.nft", probes: []probe{
+		{src: cfA, port: 443, want: Accept},
+		{src: cf6A, port: 443, want: Drop, rule: "policy drop", reason: "neighbour advertisements"},
+	}},
+	{file: "reject_answer.nft", probes: []probe{
+		{src: cfA, port: 80, want: Drop, rule: "tcp dport 80 reject", reason: "its answer (an ICMP error, ct state related) is dropped on output"},
+		{src: cf6A, port: 80, want: Drop, rule: "tcp dport 80 reject"},
+		{src: cfA, port: 81, want: Reject},
+		{src: cf6A, port: 81, want: Reject},
+		{src: cfA, port: 443, want: Accept},
+	}},
+	{file: "prerouting_reject.nft", probes: []probe{
+		{src: cfA, port: 80, want: Reject},
+		{src: cf6A, port: 80, want: Reject},
+		{src: cfA, port: 81, want: Reject},
+		{src: cf6A, port: 81, want: Reject},
+		{src: cfA, port: 82, want: Reject},
+		{src: cf6A, port: 82, want: Reject},
+		{src: cfA, port: 83, want: Reject},
+		{src: cf6A, port: 83, want: Reject},
+		{src: cfA, port: 84, want: Reject},
+		{src: cf6A, port: 84, want: Reject},
+	}},
 	{file: "cannot_tell.nft", probes: []probe{
 		{src: cfA, port: 443, want: Accept}, // passes `iifname "lo" drop`
 		{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "fib"},
@@ -266,6 +340,10 @@ func pair(t *testing.T) (origin, client *nstest.NS) {
 	for _, r := range backRoutes {
 		origin.Run("ip", append([]string{"route", "add"}, r...)...)
 	}
+	// Every ICMP reject must reach the client: no per-peer or global rate
+	// limit on the origin's ICMP errors (these sysctls are per namespace).
+	origin.Run("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+		"net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000")
 	for _, port := range listenPorts {
 		var ln net.Listener
 		if err := origin.Do(func() (err error) {
@@ -281,6 +359,9 @@ func pair(t *testing.T) (origin, client *nstest.NS) {
 				if err != nil {
 					return
 				}
+				// One byte proves the packets after the SYN get through:
+				// Accept returns only once the client's ACK arrived.
+				c.Write([]byte("x"))
 				c.Close()
 			}
 		}()
@@ -306,9 +387,21 @@ func warmUp(t *testing.T, client *nstest.NS) {
 	}
 }
 
-// dial connects from src (an address of the client) to the origin and
-// says what the kernel did: connected, timed out (dropped) or refused /
-// unreachable (rejected).
+// solicitOrigin empties the client's neighbour cache and connects once
+// from a stand-in Cloudflare address, so the client solicits the origin's
+// IPv6 address again, under the ruleset (from that address: the source of a
+// solicitation is not modelled, so rules on it are CannotTell for neighbour
+// discovery); the probes that follow use the result.
+func solicitOrigin(t *testing.T, client *nstest.NS) {
+	client.Run("ip", "-6", "neigh", "flush", "all")
+	dial(t, client, netip.MustParseAddr(cf6A), 22)
+}
+
+// dial connects from src (an address of the client) to the origin, reads
+// the byte the origin's listener sends once it accepted (so the packets
+// after the SYN must get through too) and says what the kernel did:
+// answered (accept), timed out (drop) or refused / unreachable / reset
+// (reject).
 func dial(t *testing.T, client *nstest.NS, src netip.Addr, port uint16) Verdict {
 	var err error
 	client.Do(func() error {
@@ -316,9 +409,12 @@ func dial(t *testing.T, client *nstest.NS, src netip.Addr, port uint16) Verdict 
 			Control: recvErr}
 		var c net.Conn
 		c, err = d.Dial("tcp", netip.AddrPortFrom(dstFor(src), port).String())
-		if err == nil {
-			c.Close()
+		if err != nil {
+			return nil
 		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(dialTimeout))
+		_, err = c.Read(make([]byte, 1))
 		return nil
 	})
 	var ne net.Error
@@ -326,7 +422,7 @@ func dial(t *testing.T, client *nstest.NS, src netip.Addr, port uint16) Verdict 
 	case err == nil:
 		return Accept
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES):
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ECONNRESET):
 		return Reject
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
 		return Drop

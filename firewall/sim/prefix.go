@@ -1,28 +1,41 @@
 package sim
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"go4.org/netipx"
+	"golang.org/x/sys/unix"
 )
 
-// CheckPrefix splits src at every source-address boundary that appears in
-// the rules and sets, checks one address of each piece, and returns the
-// pieces in address order with adjacent pieces of equal result merged. A
-// result that covers only part of src means some of those addresses are
-// treated differently from the rest.
+// maxPieces bounds the pieces one CheckPrefix splits a range into to judge
+// comparisons of source-address bits that are not a prefix.
+const maxPieces = 4096
+
+// ivlAddr is an inclusive range of addresses.
+type ivlAddr struct{ from, to netip.Addr }
+
+// CheckPrefix judges every address of src: it splits src at every
+// source-address boundary that appears in the rules and sets (the blocks
+// that prefix comparisons, ranges and set lookups cut), checks one address
+// of each piece, and returns the pieces in address order with adjacent
+// pieces of equal result merged. A result that covers only part of src
+// means some of those addresses are treated differently from the rest.
 //
-// Boundaries come from comparisons of the IPv4 / IPv6 source address (cmp,
-// range, set lookups) whose mask is a prefix mask; a comparison with a
-// non-contiguous mask or of only the low bytes of the address does not
-// split the prefix.
+// A comparison of source-address bits that do not form a prefix (`ip saddr
+// & 0.0.0.1 == 0.0.0.1`, a raw `@nh,120,8` load) that is reached for a piece
+// whose addresses differ in those bits splits the piece into the prefixes
+// that fix them, each judged again, up to maxPieces pieces in all; beyond
+// that the piece is CannotTell, naming the rule.
 func (r *Ruleset) CheckPrefix(src netip.Prefix, dst netip.Addr, dstPort uint16) []PrefixResult {
 	src = src.Masked()
 	if !src.IsValid() {
 		return nil
 	}
-	r.boundsOnce.Do(r.collectBounds)
+	r.prepare()
 	bounds := r.bounds4
 	if src.Addr().Is6() {
 		bounds = r.bounds6
@@ -35,160 +48,217 @@ func (r *Ruleset) CheckPrefix(src netip.Prefix, dst netip.Addr, dstPort uint16) 
 		starts = append(starts, bounds[i])
 	}
 	var out []PrefixResult
+	add := func(from, to netip.Addr, res Result) {
+		if n := len(out); n > 0 && out[n-1].Result == res && out[n-1].To.Next() == from {
+			out[n-1].To = to
+			return
+		}
+		out = append(out, PrefixResult{From: from, To: to, Result: res})
+	}
+	budget := maxPieces
+	var judge func(from, to netip.Addr)
+	judge = func(from, to netip.Addr) {
+		res, dep, at := r.exchange(from, dst, dstPort, &ivlAddr{from, to})
+		if dep < 0 {
+			add(from, to, res)
+			return
+		}
+		subs, ok := splitRange(from, to, dep+1, budget)
+		if !ok {
+			at.Verdict = CannotTell
+			at.Reason = fmt.Sprintf("the rule compares source-address bits that do not form a prefix (down to bit %d of the address): judging %v-%v exactly would take more than %d pieces",
+				dep+1, from, to, maxPieces)
+			add(from, to, at)
+			return
+		}
+		budget -= len(subs)
+		for _, s := range subs {
+			judge(s.from, s.to)
+		}
+	}
 	for j, s := range starts {
 		to := last
 		if j+1 < len(starts) {
 			to = starts[j+1].Prev()
 		}
-		res := r.Check(s, dst, dstPort)
-		if n := len(out); n > 0 && out[n-1].Result == res {
-			out[n-1].To = to
-			continue
-		}
-		out = append(out, PrefixResult{From: s, To: to, Result: res})
+		judge(s, to)
 	}
 	return out
 }
 
-// collectBounds gathers, for each family, every address at which a rule's
-// view of the source address can change: the first address of each matched
-// block and the address after its last.
-func (r *Ruleset) collectBounds() {
-	b4, b6 := map[netip.Addr]bool{}, map[netip.Addr]bool{}
-	for _, t := range r.tables {
-		for _, c := range t.chains {
-			for _, ru := range c.rules {
-				collectRuleBounds(t, ru.exprs, b4, b6)
+// splitRange cuts [from, to] into the prefixes of length bits (or longer,
+// where the range's own edges fall inside one), at most max of them.
+func splitRange(from, to netip.Addr, bits, max int) ([]ivlAddr, bool) {
+	var out []ivlAddr
+	for _, p := range netipx.IPRangeFrom(from, to).Prefixes() {
+		if p.Bits() >= bits {
+			out = append(out, ivlAddr{p.Addr(), lastAddr(p)})
+			continue
+		}
+		if bits-p.Bits() > 20 || len(out)+(1<<(bits-p.Bits())) > max {
+			return nil, false
+		}
+		sub := netip.PrefixFrom(p.Addr(), bits)
+		for {
+			out = append(out, ivlAddr{sub.Addr(), lastAddr(sub)})
+			next := lastAddr(sub).Next()
+			if !next.IsValid() || !p.Contains(next) {
+				break
 			}
+			sub = netip.PrefixFrom(next, bits)
 		}
 	}
-	r.bounds4, r.bounds6 = sortedAddrs(b4), sortedAddrs(b6)
+	return out, len(out) <= max
 }
 
-// saddrLoad is a register holding bytes [from, from+n) of a source address.
-type saddrLoad struct {
-	v6   bool
-	from int
-	n    int
-	mask []byte
-}
-
-func collectRuleBounds(t *table, exprs []expr.Any, b4, b6 map[netip.Addr]bool) {
-	loads := map[uint32][]saddrLoad{}
-	add := func(l saddrLoad, lo, hi []byte) {
-		// lo and hi are the first and last register values of a matched block.
-		if l.from != 0 {
-			return // only the low bytes of the address: not a block of addresses
-		}
-		full := 4
-		m := b4
-		if l.v6 {
-			full, m = 16, b6
-		}
-		if len(lo) < l.n || len(hi) < l.n {
-			return
-		}
-		first, lastB := make([]byte, full), make([]byte, full)
-		copy(first, lo[:l.n])
-		copy(lastB, hi[:l.n])
-		for i := l.n; i < full; i++ {
-			lastB[i] = 0xff
-		}
-		if a, ok := netip.AddrFromSlice(first); ok {
-			m[a] = true
-		}
-		if next, ok := plusOne(lastB); ok {
-			if a, ok := netip.AddrFromSlice(next); ok {
-				m[a] = true
-			}
-		}
-	}
-	for _, e := range exprs {
-		switch e := e.(type) {
-		case *expr.Payload:
-			delete(loads, e.DestRegister)
-			if e.OperationType != expr.PayloadLoad || e.Base != expr.PayloadBaseNetworkHeader {
-				continue
-			}
-			var ls []saddrLoad
-			// The same load is ip saddr in one family and part of ip6 saddr in
-			// the other (inet tables): keep both readings; a spurious boundary
-			// only costs one more check.
-			if s := int(e.Offset) - 12; s >= 0 && s+int(e.Len) <= 4 {
-				ls = append(ls, saddrLoad{v6: false, from: s, n: int(e.Len)})
-			}
-			if s := int(e.Offset) - 8; s >= 0 && s+int(e.Len) <= 16 {
-				ls = append(ls, saddrLoad{v6: true, from: s, n: int(e.Len)})
-			}
-			if ls != nil {
-				loads[e.DestRegister] = ls
-			}
-		case *expr.Bitwise:
-			ls := loads[e.SourceRegister]
-			delete(loads, e.DestRegister)
-			if ls == nil || !allZero(e.Xor) {
-				continue
-			}
-			if _, ok := prefixLen(e.Mask); !ok {
-				continue
-			}
-			var out []saddrLoad
-			for _, l := range ls {
-				l.mask = e.Mask
-				out = append(out, l)
-			}
-			loads[e.DestRegister] = out
-		case *expr.Cmp:
-			for _, l := range loads[e.Register] {
-				lo, hi := e.Data, e.Data
-				switch e.Op {
-				case expr.CmpOpEq, expr.CmpOpNeq:
-					if l.mask != nil {
-						lo, hi = maskRange(e.Data, l.mask)
+// prepare collects, once, the boundaries of every family and the rule
+// indexes of every chain.
+func (r *Ruleset) prepare() {
+	r.prepOnce.Do(func() {
+		b4, b6 := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+		for _, t := range r.tables {
+			for _, c := range t.chains {
+				for _, ru := range c.rules {
+					for _, v6 := range []bool{false, true} {
+						m := b4
+						if v6 {
+							m = b6
+						}
+						if familySees(t.family, v6) {
+							ruleBounds(t, ru, v6, func(a netip.Addr) { m[a] = true })
+						}
 					}
 				}
-				add(l, lo, hi)
+				c.idx4 = buildIndex(t, c, false)
+				c.idx6 = buildIndex(t, c, true)
+			}
+		}
+		r.bounds4, r.bounds6 = sortedAddrs(b4), sortedAddrs(b6)
+		for f, v6 := range []bool{false, true} {
+			r.hooks[f][0] = r.baseChains(v6, true, 0)
+			for _, h := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN, unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING} {
+				r.hooks[f][1+int(h)] = r.baseChains(v6, false, h)
+			}
+		}
+	})
+}
+
+// familySees reports whether a table of family f sees packets of v6.
+func familySees(f nftables.TableFamily, v6 bool) bool {
+	switch f {
+	case nftables.TableFamilyINet:
+		return true
+	case nftables.TableFamilyIPv4:
+		return !v6
+	case nftables.TableFamilyIPv6:
+		return v6
+	}
+	return false
+}
+
+// ruleScan walks a rule's expressions tracking source-address provenance
+// and the `meta nfproto` guard for a packet of family v6. visit is called for
+// each comparison with what it reads; it returns false to stop. ruleScan
+// stops by itself, returning true, where a guard excludes the family.
+func ruleScan(t *table, ru *rule, v6 bool, visit func(e expr.Any, rd saddrRead) bool) (excluded bool) {
+	if ru.bad != "" {
+		return false
+	}
+	var sp saddrProv
+	nfReg := -1
+	fam := byte(unix.NFPROTO_IPV4)
+	if v6 {
+		fam = unix.NFPROTO_IPV6
+	}
+	for _, e := range ru.exprs {
+		switch e := e.(type) {
+		case *expr.Payload:
+			off, ok := regOffset(e.DestRegister)
+			if e.OperationType != expr.PayloadLoad || !ok {
+				continue
+			}
+			if nfReg >= off && nfReg < off+int(e.Len) {
+				nfReg = -1
+			}
+			if e.Base == expr.PayloadBaseNetworkHeader {
+				start := 12
+				if v6 {
+					start = 8
+				}
+				sp.load(off, int(e.Offset), int(e.Len), v6, start)
+			} else {
+				sp.clear(off, int(e.Len))
+			}
+		case *expr.Bitwise:
+			src, ok1 := regOffset(e.SourceRegister)
+			dst, ok2 := regOffset(e.DestRegister)
+			if ok1 && ok2 {
+				sp.bitwise(dst, src, int(e.Len), e.Mask, e.Xor)
+			}
+		case *expr.Meta:
+			if off, ok := regOffset(e.Register); ok && !e.SourceRegister {
+				sp.clear(off, 4)
+				nfReg = -1
+				if e.Key == expr.MetaKeyNFPROTO {
+					nfReg = off
+				}
+			}
+		case *expr.Ct:
+			if off, ok := regOffset(e.Register); ok && !e.SourceRegister {
+				sp.clear(off, 16)
+			}
+		case *expr.Immediate:
+			if off, ok := regOffset(e.Register); ok {
+				sp.clear(off, len(e.Data))
+			}
+		case *expr.Cmp:
+			off, ok := regOffset(e.Register)
+			if !ok {
+				continue
+			}
+			if off == nfReg && len(e.Data) == 1 {
+				if (e.Op == expr.CmpOpEq && e.Data[0] != fam) || (e.Op == expr.CmpOpNeq && e.Data[0] == fam) {
+					return true // never matches this family
+				}
+				continue
+			}
+			if !visit(e, sp.read(off, len(e.Data), v6)) {
+				return false
 			}
 		case *expr.Range:
-			for _, l := range loads[e.Register] {
-				add(l, e.FromData, e.ToData)
+			if off, ok := regOffset(e.Register); ok && !visit(e, sp.read(off, len(e.FromData), v6)) {
+				return false
 			}
 		case *expr.Lookup:
 			s := t.sets[e.SetName]
-			if s == nil || s.concatenation {
-				continue
+			if off, ok := regOffset(e.SourceRegister); ok && s != nil && !visit(e, sp.read(off, s.keyLen, v6)) {
+				return false
 			}
-			for _, l := range loads[e.SourceRegister] {
-				if s.keyLen != l.n {
-					continue
-				}
-				for _, rg := range s.ranges {
-					add(l, rg.from, rg.to)
-				}
+			if off, ok := regOffset(e.DestRegister); ok && e.IsDestRegSet {
+				sp.clear(off, 16)
 			}
-		case *expr.Meta:
-			delete(loads, e.Register)
-		case *expr.Ct:
-			delete(loads, e.Register)
-		case *expr.Immediate:
-			delete(loads, e.Register)
 		}
 	}
+	return false
 }
 
-// maskRange is the first and last value v with v&mask == d&mask, for a
-// prefix mask.
-func maskRange(d, mask []byte) ([]byte, []byte) {
-	lo, hi := make([]byte, len(d)), make([]byte, len(d))
-	for i := range d {
-		var m byte
-		if i < len(mask) {
-			m = mask[i]
+// ruleBounds emits every address at which a prefix comparison of the rule
+// can change its outcome.
+func ruleBounds(t *table, ru *rule, v6 bool, emit func(netip.Addr)) {
+	ruleScan(t, ru, v6, func(e expr.Any, rd saddrRead) bool {
+		if !rd.prefix {
+			return true
 		}
-		lo[i] = d[i] & m
-		hi[i] = d[i]&m | ^m
-	}
-	return lo, hi
+		switch e := e.(type) {
+		case *expr.Cmp, *expr.Range:
+			readBlocks(rd, cmpValues(e), emit)
+		case *expr.Lookup:
+			if s := t.sets[e.SetName]; s != nil && !s.concatenation && s.keyLen > 0 {
+				readBlocks(rd, setValues(s), emit)
+			}
+		}
+		return true
+	})
 }
 
 func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {

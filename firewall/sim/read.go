@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime"
 	"sort"
@@ -74,7 +75,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 		tb := &table{
 			family:  t.Family,
 			name:    t.Name,
-			dormant: t.Flags&unix.NFT_TABLE_F_DORMANT != 0,
+			dormant: tableDormant(t.Flags),
 			chains:  map[string]*chain{},
 			sets:    map[string]*set{},
 		}
@@ -141,6 +142,15 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 		}
 	}
 	return rs, nil
+}
+
+// tableDormant reports whether NFTA_TABLE_FLAGS has NFT_TABLE_F_DORMANT.
+// The kernel sends the attribute in network byte order; google/nftables
+// v0.3.0 decodes it in host order, so on a little-endian host dormant reads
+// as 0x01000000. Both readings are accepted: the other flags (owner 0x2,
+// persist 0x4) never set bit 0 or bit 24 in either order.
+func tableDormant(flags uint32) bool {
+	return flags&unix.NFT_TABLE_F_DORMANT != 0 || bits.ReverseBytes32(flags)&unix.NFT_TABLE_F_DORMANT != 0
 }
 
 type tableKey struct {

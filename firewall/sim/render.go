@@ -226,6 +226,13 @@ func renderCmp(f field, op expr.CmpOp, data []byte) string {
 		// `ct state established,related`: any of the mask's bits set
 		return f.name + " " + ctStates(f.mask)
 	}
+	if _, prefix := prefixLen(f.mask); f.mask != nil && f.kind == kAddr && !prefix {
+		if o == "" {
+			o = "== "
+		}
+		plain := field{name: f.name, kind: f.kind}
+		return fmt.Sprintf("%s & %s %s%s", fieldName(f), formatValue(plain, f.mask), o, formatValue(plain, data))
+	}
 	if f.mask != nil && f.kind != kAddr {
 		if o == "" {
 			o = "== "

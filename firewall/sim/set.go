@@ -114,3 +114,39 @@ func plusOne(b []byte) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// overlap says whether every key in [lo, hi] is in the set (yes), none is
+// (no), or some are (unknown).
+func (s *set) overlap(lo, hi []byte) tri {
+	for _, r := range s.ranges {
+		if bytes.Compare(r.to, lo) < 0 || bytes.Compare(r.from, hi) > 0 {
+			continue
+		}
+		if bytes.Compare(r.from, lo) <= 0 && bytes.Compare(hi, r.to) <= 0 {
+			return triYes
+		}
+		return triUnknown
+	}
+	return triNo
+}
+
+// suffixRange is the range of values v may hold when its known bits k are
+// all known up to some bit and all unknown after it.
+func suffixRange(v, k []byte) (lo, hi []byte, ok bool) {
+	lo, hi = make([]byte, len(v)), make([]byte, len(v))
+	unknown := false
+	for i := range v {
+		if unknown && k[i] != 0 {
+			return nil, nil, false
+		}
+		if _, prefix := prefixLen([]byte{k[i]}); !prefix {
+			return nil, nil, false
+		}
+		if k[i] != 0xff {
+			unknown = true
+		}
+		lo[i] = v[i] & k[i]
+		hi[i] = v[i]&k[i] | ^k[i]
+	}
+	return lo, hi, true
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // Verdict is what the ruleset does to the packet.
@@ -47,6 +48,34 @@ type Result struct {
 	Rule   string // nft-like text of the rule; the handle is authoritative
 	// Reason says why, for CannotTell, and notes iptables-legacy otherwise.
 	Reason string
+	// Packet is which packet of the exchange the result is about: the SYN,
+	// or (when the SYN is accepted) a packet that follows it.
+	Packet Packet
+}
+
+// Packet names a packet of the exchange a connection from Cloudflare needs.
+type Packet int
+
+// The packets, in the order they are judged. The zero value is the SYN.
+const (
+	PacketSYN         Packet = iota // the SYN of a new connection (ct state new)
+	PacketEstablished               // the packets after the SYN (ct state established, ACK set)
+	PacketNeighbour                 // IPv6 neighbour discovery to this host (icmpv6 nd-neighbor-solicit / -advert)
+	PacketReply                     // this host's answers to Cloudflare (output, ct state established)
+)
+
+func (p Packet) String() string {
+	switch p {
+	case PacketSYN:
+		return "syn"
+	case PacketEstablished:
+		return "established"
+	case PacketNeighbour:
+		return "neighbour discovery"
+	case PacketReply:
+		return "reply"
+	}
+	return "packet(?)"
 }
 
 // PrefixResult is the result for one range of source addresses.
@@ -64,9 +93,13 @@ type Ruleset struct {
 	ifName  string
 	ifIndex uint32
 
-	boundsOnce sync.Once
-	bounds4    []netip.Addr
-	bounds6    []netip.Addr
+	prepOnce sync.Once // bounds, chain indexes and hooks
+	hooks    [2][1 + 1 + unix.NF_INET_POST_ROUTING][]*chain
+	bounds4  []netip.Addr
+	bounds6  []netip.Addr
+
+	ndMu sync.Mutex
+	nd   map[netip.Addr]Result // neighbour discovery, by destination
 }
 
 type table struct {
@@ -89,6 +122,8 @@ type chain struct {
 	policy   nftables.ChainPolicy
 	rules    []*rule
 	bad      string // why the rules could not be read
+
+	idx4, idx6 *chainIndex // rules by source address; nil: evaluate all
 }
 
 type rule struct {

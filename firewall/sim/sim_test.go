@@ -208,15 +208,21 @@ func TestCheck(t *testing.T) {
 	}{
 		{"no tables", &Ruleset{}, cf4, o4, 443, Result{Verdict: Accept}},
 		{"allowed v4", webDrop, cf4, o4, 443, Result{Verdict: Accept}},
-		{"allowed v6", webDrop, cf6, o6, 443, Result{Verdict: Accept}},
+		{"allowed v6, but neighbour discovery dropped", webDrop, cf6, o6, 443, Result{Verdict: Drop, Family: "inet", Table: "f", Chain: "input", Rule: "policy drop",
+			Reason: "IPv6 neighbour solicitations (icmpv6 type nd-neighbor-solicit) to this host are dropped, so the router cannot deliver packets to 2001:db8:1::1 (whatever the SYN meets)", Packet: PacketNeighbour}},
 		{"other port: policy", webDrop, cf4, o4, 80, Result{Verdict: Drop, Family: "inet", Table: "f", Chain: "input", Rule: "policy drop"}},
 		{"families differ", webDrop, cf4, o6, 443, Result{Verdict: CannotTell, Reason: "source 203.0.113.10 and destination 2001:db8:1::1 are not of one IP family"}},
 		{"syn flag, ECN bits masked off: matches",
 			build(nftables.TableFamilyINet, "t", nil, "input:0:accept", [][]expr.Any{tcpFlags(0x17, 0x02)}), cf4, o4, 443,
 			Result{Verdict: Drop, Family: "inet", Table: "t", Chain: "input", Handle: 2, Rule: "tcp flags & 0x17 == 0x02 drop"}},
-		{"ack flag: does not match",
+		{"ack flag: not the SYN, but the packets after it",
 			build(nftables.TableFamilyINet, "t", nil, "input:0:accept", [][]expr.Any{tcpFlags(0x17, 0x10)}), cf4, o4, 443,
-			Result{Verdict: Accept}},
+			Result{Verdict: Drop, Family: "inet", Table: "t", Chain: "input", Handle: 2, Rule: "tcp flags & 0x17 == 0x10 drop",
+				Reason: "the SYN is accepted, but the packets after it (ct state established) are not", Packet: PacketEstablished}},
+		{"syn flag alone: only the SYN",
+			build(nftables.TableFamilyINet, "t", nil, "input:0:accept", [][]expr.Any{tcpFlags(0x12, 0x10)}), cf4, o4, 443,
+			Result{Verdict: Drop, Family: "inet", Table: "t", Chain: "input", Handle: 2, Rule: "tcp flags & 0x12 == 0x10 drop",
+				Reason: "the SYN is accepted, but the packets after it (ct state established) are not", Packet: PacketEstablished}},
 		{"all flags: ECN unknown",
 			build(nftables.TableFamilyINet, "t", nil, "input:0:accept", [][]expr.Any{tcpFlags(0xff, 0x02)}), cf4, o4, 443,
 			Result{Verdict: CannotTell, Family: "inet", Table: "t", Chain: "input", Handle: 2, Rule: "tcp flags & 0xff == 0x02 drop", Reason: "tcp flags is not known in advance"}},
@@ -387,5 +393,61 @@ func TestCheckPrefix(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestTableDormant(t *testing.T) {
+	tests := []struct {
+		flags uint32
+		want  bool
+	}{
+		{0, false},
+		{1, true},          // NFT_TABLE_F_DORMANT in host order
+		{0x01000000, true}, // as google/nftables v0.3.0 decodes it on little-endian
+		{2, false},         // owner
+		{0x02000000, false},
+		{0x03000000, true},
+		{4, false}, // persist
+	}
+	for _, tt := range tests {
+		if got := tableDormant(tt.flags); got != tt.want {
+			t.Errorf("tableDormant(%#x) = %v, want %v", tt.flags, got, tt.want)
+		}
+	}
+}
+
+func TestSetOverlap(t *testing.T) {
+	s := ipSet("s", "2001:db8:cf::/48", "2001:db8:1::2/128")
+	key := func(a string, bits int) ([]byte, []byte) {
+		v := netip.MustParseAddr(a).AsSlice()
+		k := make([]byte, 16)
+		for i := 0; i < bits; i++ {
+			k[i/8] |= 0x80 >> (i % 8)
+		}
+		return v, k
+	}
+	tests := []struct {
+		addr string
+		bits int
+		want tri
+	}{
+		{"2001:db8:cf::", 48, triYes},     // all of the /48
+		{"2001:db8:cf::", 32, triUnknown}, // part of 2001:db8::/32
+		{"2001:db8:cf2::", 48, triNo},
+		{"fe80::", 64, triNo},
+		{"2001:db8:1::2", 128, triYes},
+	}
+	for _, tt := range tests {
+		v, k := key(tt.addr, tt.bits)
+		lo, hi, ok := suffixRange(v, k)
+		if !ok {
+			t.Fatalf("suffixRange(%s/%d) not a suffix", tt.addr, tt.bits)
+		}
+		if got := s.overlap(lo, hi); got != tt.want {
+			t.Errorf("overlap(%s/%d) = %v, want %v", tt.addr, tt.bits, got, tt.want)
+		}
+	}
+	if _, _, ok := suffixRange([]byte{1, 2}, []byte{0x0f, 0xff}); ok {
+		t.Error("suffixRange accepted known bits after unknown ones")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -70,8 +69,9 @@ type xtExpr struct {
 
 	// match: what it does to the simulated packet; nil when not modelled.
 	match func(p *packet) (tri, string)
-	// target: what it does.
+	// target: what it does; rst: a REJECT that answers with a TCP reset.
 	act xtAction
+	rst bool
 	// why is the reason for CannotTell (match == nil / act == xtUnmodelled).
 	why string
 	// text renders it, given the protocol of the rule's `-p` (or "").
@@ -127,6 +127,10 @@ var xtInfoSize = map[string]int{
 	"addrtype/1":  8,   // xt_addrtype_info_v1
 	"comment/0":   256, // xt_comment_info
 	"rt/0":        280, // ip6t_rt
+	"icmp/0":      8,   // ipt_icmp
+	"icmp6/0":     8,   // ip6t_icmp
+	"hl/0":        8,   // ip6t_hl_info
+	"ttl/0":       8,   // ipt_ttl_info
 	"LOG/0":       32,  // xt_log_info
 	"NFLOG/0":     80,  // xt_nflog_info
 	"REJECT/0":    8,   // ipt_reject_info / ip6t_reject_info
@@ -180,7 +184,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		} else {
 			state = ne.Uint16(info[150:])
 		}
-		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, flags, inv, state) }
+		x.match = func(p *packet) (tri, string) { return conntrackMatch(p.track, p.ctState, p.reply, flags, inv, state) }
 		x.text = func(string) string { return conntrackText(flags, inv, state) }
 	case "state/0":
 		mask := ne.Uint32(info)
@@ -188,10 +192,12 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 			switch p.track {
 			case ctNotYet:
 				return triOf(mask&1 != 0), "" // XT_STATE_INVALID: no conntrack entry yet
+			case ctUntracked:
+				return triOf(mask&xtStateUntracked != 0), ""
 			case ctUnsure:
 				return triUnknown, ctUnsureWhy
 			}
-			return triOf(mask&xtCtStateNew != 0), ""
+			return triOf(mask&p.ctState != 0), ""
 		}
 		x.text = func(string) string { return "ct state " + stateNames(mask, xtStateUntracked) }
 	case "multiport/1":
@@ -242,6 +248,20 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		// inverted or not (rt_mt6 returns false before any inversion).
 		x.match = func(*packet) (tri, string) { return triNo, "" }
 		x.text = func(string) string { return fmt.Sprintf("rt type %d", ne.Uint32(info)) }
+	case "icmp/0", "icmp6/0":
+		m := icmpMatch{v6: name == "icmp6", typ: info[0], code: [2]byte{info[1], info[2]}, invflags: info[3]}
+		if !icmpFamilyOK(fam, m.v6) {
+			x.why = fmt.Sprintf("iptables-nft compat match %q outside an %s table is not modelled", name, map[bool]string{true: "ip6", false: "ip"}[m.v6])
+			return x
+		}
+		x.match, x.text = m.eval, m.render
+	case "hl/0", "ttl/0":
+		m := hlMatch{v6: name == "hl", mode: info[0], value: info[1]}
+		if why := m.check(); why != "" || !icmpFamilyOK(fam, m.v6) {
+			x.why = strings.TrimSpace(why + fmt.Sprintf(" iptables-nft compat match %q is modelled in an %s table only", name, map[bool]string{true: "ip6", false: "ip"}[m.v6]))
+			return x
+		}
+		x.match, x.text = m.eval, m.render
 	case "LOG/0":
 		prefix := cstring(info[2:32])
 		x.act = xtContinue
@@ -252,6 +272,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 		x.text = func(string) string { return fmt.Sprintf("log group %d", group) }
 	case "REJECT/0":
 		x.act, x.text, x.why = rejectTarget(fam, ne.Uint32(info))
+		x.rst = x.act == xtReject && x.text("") == "reject with tcp reset"
 	}
 	return x
 }
@@ -264,428 +285,6 @@ func xtKnownName(target bool, name string) bool {
 		}
 	}
 	return false
-}
-
-const ctUnsureWhy = "a prerouting chain at priority -200, where connection tracking itself runs: which runs first is not known"
-
-// conntrackMatch is conntrack_mt for a packet of a new, tracked connection
-// in the original direction, with no NAT applied yet; before conntrack
-// (track ctNotYet) the packet has no entry: its state is invalid and only
-// the state condition is checked.
-func conntrackMatch(track ctTrack, flags, inv, state uint16) (tri, string) {
-	const modelled = xtConntrackState | xtConntrackDirection | xtConntrackStateAls
-	switch track {
-	case ctUnsure:
-		return triUnknown, ctUnsureWhy
-	case ctNotYet:
-		if flags&xtConntrackState == 0 {
-			return triNo, ""
-		}
-		return triOf((state&1 != 0) != (inv&xtConntrackState != 0)), ""
-	}
-	st, dir := triYes, triYes
-	if flags&xtConntrackState != 0 {
-		var bit tri
-		switch {
-		case state&xtCtStateNew != 0:
-			bit = triYes
-		case state&(xtCtStateSNAT|xtCtStateDNAT) != 0:
-			bit = triUnknown
-		default:
-			bit = triNo
-		}
-		st = bit
-		if inv&xtConntrackState != 0 && bit != triUnknown {
-			st = triOf(bit == triNo)
-		}
-	}
-	if flags&xtConntrackDirection != 0 {
-		dir = triOf(inv&xtConntrackDirection == 0) // the packet is in the original direction
-	}
-	res := and(st, dir)
-	if res == triUnknown {
-		return res, "conntrack match --ctstate SNAT/DNAT depends on NAT, which is not modelled"
-	}
-	if res == triYes && flags&^modelled != 0 {
-		return triUnknown, fmt.Sprintf("conntrack match flags 0x%x (addresses, ports, status or expiry) are not modelled", flags&^modelled)
-	}
-	return res, ""
-}
-
-func conntrackText(flags, inv, state uint16) string {
-	var out []string
-	if flags&xtConntrackState != 0 {
-		op := ""
-		if inv&xtConntrackState != 0 {
-			op = "!= "
-		}
-		out = append(out, "ct state "+op+stateNames(uint32(state), xtCtStateUntracked))
-	}
-	if flags&xtConntrackDirection != 0 {
-		d := "original"
-		if inv&xtConntrackDirection != 0 {
-			d = "reply"
-		}
-		out = append(out, "ct direction "+d)
-	}
-	if flags&^(xtConntrackState|xtConntrackDirection|xtConntrackStateAls) != 0 || len(out) == 0 {
-		out = append(out, `xt match "conntrack" …`)
-	}
-	return strings.Join(out, " ")
-}
-
-// stateNames names XT_CONNTRACK_STATE_* / XT_STATE_* bits (the same up
-// to new; untracked differs), as nft prints ct state.
-func stateNames(v, untracked uint32) string {
-	names := []bitName{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {untracked, "untracked"}}
-	if untracked == xtCtStateUntracked {
-		names = append(names, bitName{xtCtStateSNAT, "snat"}, bitName{xtCtStateDNAT, "dnat"})
-	}
-	return bitNames(v, names)
-}
-
-// multiport is xt_multiport_v1.
-type multiport struct {
-	flags, count, invert byte
-	ports                [xtMultiPorts]uint16
-	pflags               [xtMultiPorts]byte
-}
-
-func (m multiport) check() string {
-	switch {
-	case m.count > xtMultiPorts:
-		return fmt.Sprintf("iptables-nft compat match \"multiport\" with %d ports (at most %d)", m.count, xtMultiPorts)
-	case m.invert > 1:
-		return fmt.Sprintf("iptables-nft compat match \"multiport\" with invert %d", m.invert)
-	case m.flags > xtMultiportEither:
-		return fmt.Sprintf("iptables-nft compat match \"multiport\" with flags %d", m.flags)
-	}
-	for i := 0; i < int(m.count); i++ {
-		if m.pflags[i] != 0 {
-			if i+1 >= int(m.count) {
-				return `iptables-nft compat match "multiport" with a range that has no end`
-			}
-			i++
-		}
-	}
-	return ""
-}
-
-// eval is ports_match_v1: the first entry that matches returns !invert;
-// none matching returns invert. The source port is not known.
-func (m multiport) eval(p *packet) (tri, string) {
-	unknown := false
-	for i := 0; i < int(m.count); i++ {
-		s, e := m.ports[i], m.ports[i]
-		if m.pflags[i] != 0 {
-			i++
-			e = m.ports[i]
-		}
-		dst := p.port >= s && p.port <= e
-		src := portIn(s, e)
-		var hit tri
-		switch m.flags {
-		case xtMultiportSource:
-			hit = src
-		case xtMultiportDestination:
-			hit = triOf(dst)
-		case xtMultiportEither:
-			if dst {
-				hit = triYes
-			} else {
-				hit = src
-			}
-		}
-		switch hit {
-		case triYes:
-			// Any earlier uncertain entry would have returned the same.
-			return triOf(m.invert == 0), ""
-		case triUnknown:
-			unknown = true
-		}
-	}
-	if unknown {
-		return triUnknown, "multiport on the source port (tcp sport is not known in advance)"
-	}
-	return triOf(m.invert != 0), ""
-}
-
-// portIn says whether the (unknown) source port lies in [s, e].
-func portIn(s, e uint16) tri {
-	switch {
-	case s > e:
-		return triNo
-	case s == 0 && e == 0xffff:
-		return triYes
-	}
-	return triUnknown
-}
-
-func (m multiport) render(l4 string) string {
-	var el []string
-	for i := 0; i < int(m.count); i++ {
-		v := strconv.Itoa(int(m.ports[i]))
-		if m.pflags[i] != 0 {
-			i++
-			v += "-" + strconv.Itoa(int(m.ports[i]))
-		}
-		el = append(el, v)
-	}
-	if l4 == "" {
-		l4 = "th"
-	}
-	field := map[byte]string{xtMultiportSource: " sport", xtMultiportDestination: " dport", xtMultiportEither: " sport|dport"}[m.flags]
-	op := ""
-	if m.invert != 0 {
-		op = "!= "
-	}
-	return l4 + field + " " + op + "{ " + strings.Join(el, ", ") + " }"
-}
-
-// tcpudp is xt_tcp (tcp true) or xt_udp.
-type tcpudp struct {
-	tcp             bool
-	spts, dpts      [2]uint16
-	option          byte
-	flgMask, flgCmp byte
-	inv             byte
-}
-
-// eval is tcp_mt / udp_mt: source ports, destination ports, (tcp) flags and
-// option, each of which must hold. Both read the ports at the start of the
-// transport header, so udp_mt on a TCP packet sees the TCP ports.
-func (t tcpudp) eval(p *packet) (tri, string) {
-	const invS, invD = 0x01, 0x02 // the same bits in xt_tcp and xt_udp
-	sp := portIn(t.spts[0], t.spts[1])
-	if t.inv&invS != 0 && sp != triUnknown {
-		sp = triOf(sp == triNo)
-	}
-	dp := triOf((p.port >= t.dpts[0] && p.port <= t.dpts[1]) != (t.inv&invD != 0))
-	fl, opt := triYes, triYes
-	if t.tcp {
-		v, k := p.th[13], p.thK[13]
-		switch {
-		case (v^t.flgCmp)&k&t.flgMask != 0 || t.flgCmp&^t.flgMask != 0:
-			fl = triNo
-		case t.flgMask&^k != 0:
-			fl = triUnknown
-		}
-		if t.inv&xtTCPInvFlags != 0 && fl != triUnknown {
-			fl = triOf(fl == triNo)
-		}
-		if t.option != 0 {
-			opt = triUnknown
-		}
-	}
-	res := and(sp, dp, fl, opt)
-	if res != triUnknown {
-		return res, ""
-	}
-	switch {
-	case sp == triUnknown:
-		return res, "tcp sport is not known in advance"
-	case fl == triUnknown:
-		return res, "tcp flags ecn/cwr are not known in advance"
-	}
-	return res, "tcp options are not known in advance"
-}
-
-func (t tcpudp) render(string) string {
-	l4 := "udp"
-	if t.tcp {
-		l4 = "tcp"
-	}
-	var out []string
-	ports := func(name string, pts [2]uint16, inv bool) {
-		if pts[0] == 0 && pts[1] == 0xffff && !inv {
-			return
-		}
-		op := ""
-		if inv {
-			op = "!= "
-		}
-		v := strconv.Itoa(int(pts[0]))
-		if pts[1] != pts[0] {
-			v += "-" + strconv.Itoa(int(pts[1]))
-		}
-		out = append(out, l4+" "+name+" "+op+v)
-	}
-	ports("sport", t.spts, t.inv&xtTCPInvSrcPt != 0)
-	ports("dport", t.dpts, t.inv&xtTCPInvDstPt != 0)
-	if t.tcp && t.flgMask != 0 {
-		op := ""
-		if t.inv&xtTCPInvFlags != 0 {
-			op = "!= "
-		}
-		out = append(out, "tcp flags "+op+tcpFlagNames(t.flgCmp)+" / "+tcpFlagNames(t.flgMask))
-	}
-	if t.tcp && t.option != 0 {
-		op := ""
-		if t.inv&xtTCPInvOption != 0 {
-			op = "!= "
-		}
-		out = append(out, fmt.Sprintf("tcp option %s%d", op, t.option))
-	}
-	if len(out) == 0 {
-		return "meta l4proto " + l4
-	}
-	return strings.Join(out, " ")
-}
-
-func tcpFlagNames(f byte) string {
-	names := []string{"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"}
-	var out []string
-	for i, n := range names {
-		if f&(1<<i) != 0 {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 {
-		return "0x0"
-	}
-	return strings.Join(out, ",")
-}
-
-// addrtype is xt_addrtype_info_v1.
-type addrtype struct {
-	src, dst uint16
-	flags    uint32
-	fam      nftables.TableFamily
-}
-
-// eval is addrtype_mt_v1 for a packet to a unicast address of this host.
-func (a addrtype) eval(p *packet) (tri, string) {
-	switch {
-	case a.fam != nftables.TableFamilyIPv4 && a.fam != nftables.TableFamilyIPv6:
-		return triUnknown, "addrtype outside an ip or ip6 table is not modelled"
-	case a.flags&(xtAddrtypeIfaceIn|xtAddrtypeIfaceOut) != 0:
-		return triUnknown, "addrtype --limit-iface-in/out (a lookup on one interface) is not modelled"
-	case a.flags&^(xtAddrtypeInvSource|xtAddrtypeInvDest) != 0:
-		return triUnknown, fmt.Sprintf("addrtype flags 0x%x are not modelled", a.flags)
-	}
-	var src, dst tri = triYes, triYes
-	if a.src != 0 {
-		src = triUnknown // the type of a Cloudflare address in this host's routes is not known
-	}
-	if a.dst != 0 {
-		dst = a.dstType(p)
-		if a.flags&xtAddrtypeInvDest != 0 && dst != triUnknown {
-			dst = triOf(dst == triNo)
-		}
-	}
-	res := and(src, dst)
-	switch {
-	case res != triUnknown:
-		return res, ""
-	case src == triUnknown:
-		return res, "addrtype --src-type is not modelled"
-	}
-	return res, "addrtype --dst-type " + addrtypeNames(a.dst) + " is not modelled for destination " + p.dst.String()
-}
-
-// dstType is match_type (IPv4: the one route type of the address, RTN_LOCAL
-// for an address of this host) or match_type6 (IPv6: multicast / unicast /
-// unspec checks, then the local route has RTF_LOCAL) on the destination,
-// which the simulator takes to be a unicast address of this host.
-func (a addrtype) dstType(p *packet) tri {
-	d := p.dst
-	if p.v6 != (a.fam == nftables.TableFamilyIPv6) {
-		return triUnknown
-	}
-	if !p.v6 {
-		b := d.As4()
-		if d.IsMulticast() || d.IsLoopback() || b[0] == 0 || d == netipBroadcast {
-			return triUnknown
-		}
-		return triOf(a.dst&xtAddrtypeLocal != 0)
-	}
-	if !d.IsGlobalUnicast() {
-		return triUnknown
-	}
-	m := a.dst
-	switch {
-	case m&xtAddrtypeMulticast != 0, m&xtAddrtypeUnspec != 0:
-		return triNo
-	case m&(xtAddrtypeLocal|xtAddrtypeAnycast|xtAddrtypeUnreachable) == 0:
-		return triYes // only UNICAST (or types ip6 ignores)
-	case m&xtAddrtypeLocal != 0:
-		return triYes
-	}
-	return triUnknown // anycast / unreachable without local: the route lookup decides
-}
-
-func addrtypeNames(m uint16) string {
-	names := []string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve"}
-	var out []string
-	for i, n := range names {
-		if m&(1<<i) != 0 {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 {
-		return fmt.Sprintf("0x%x", m)
-	}
-	if len(out) == 1 {
-		return out[0]
-	}
-	return "{ " + strings.Join(out, ", ") + " }"
-}
-
-func (a addrtype) render(string) string {
-	var out []string
-	part := func(dir string, m uint16, inv bool) {
-		if m == 0 {
-			return
-		}
-		op := ""
-		if inv {
-			op = "!= "
-		}
-		iface := ""
-		if a.flags&xtAddrtypeIfaceIn != 0 {
-			iface = " . iif"
-		}
-		out = append(out, "fib "+dir+iface+" type "+op+addrtypeNames(m))
-	}
-	part("saddr", a.src, a.flags&xtAddrtypeInvSource != 0)
-	part("daddr", a.dst, a.flags&xtAddrtypeInvDest != 0)
-	if len(out) == 0 {
-		return `xt match "addrtype"`
-	}
-	return strings.Join(out, " ")
-}
-
-var netipBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-
-// rejectTarget is ipt_REJECT / ip6t_REJECT: every valid reject-with sends a
-// TCP reset or an ICMP error and drops; an unknown value only drops.
-func rejectTarget(fam nftables.TableFamily, with uint32) (xtAction, func(string) string, string) {
-	var names []string
-	switch fam {
-	case nftables.TableFamilyIPv4:
-		names = []string{"icmp-net-unreachable", "icmp-host-unreachable", "icmp-proto-unreachable", "icmp-port-unreachable",
-			"", "icmp-net-prohibited", "icmp-host-prohibited", "tcp-reset", "icmp-admin-prohibited"}
-	case nftables.TableFamilyIPv6:
-		names = []string{"icmp6-no-route", "icmp6-adm-prohibited", "icmp6-not-neighbour", "icmp6-addr-unreachable",
-			"icmp6-port-unreachable", "", "tcp-reset", "icmp6-policy-fail", "icmp6-reject-route"}
-	default:
-		return xtUnmodelled, func(string) string { return `xt target "REJECT"` }, `iptables-nft compat target "REJECT" outside an ip or ip6 table is not modelled`
-	}
-	if int(with) >= len(names) || names[with] == "" {
-		return xtUnmodelled, func(string) string { return `xt target "REJECT"` },
-			fmt.Sprintf("iptables-nft compat target \"REJECT\" with reject-with value %d is not modelled", with)
-	}
-	n := names[with]
-	text := func(string) string {
-		switch n {
-		case "tcp-reset":
-			return "reject with tcp reset"
-		case "icmp-port-unreachable", "icmp6-port-unreachable":
-			return "reject"
-		}
-		return "reject with " + n
-	}
-	return xtReject, text, ""
 }
 
 // xtRaw is a compat expression as the raw netlink dump shows it.

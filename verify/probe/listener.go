@@ -13,13 +13,33 @@ import (
 // maxListeners bounds the listening sockets named in Evidence.
 const maxListeners = 16
 
-// Listener connects to the target's address and port (stage listener). A
-// refusal fails with 521 and names what does listen on this host (from
-// /proc/net/tcp and tcp6); no answer within DialTimeout fails with 522.
+// Listener checks that something accepts on the target's address and port
+// (stage listener). It reads the listening sockets (/proc/net/tcp and tcp6)
+// first: nothing listening there fails with 521 at once. Otherwise it
+// connects, within the context's deadline (the caller's --timeout) and at
+// most DialTimeout. That connect goes from this host to itself, over
+// loopback, which a firewall may treat unlike Cloudflare's packets (the
+// firewall stage judged those): when a socket listens but the connect is
+// refused or times out, the stage passes with a warning naming both, rather
+// than blaming the firewall for what Cloudflare would not meet. Without the
+// socket table, a failed connect fails the stage as before (refused 521,
+// no answer 522).
 func Listener(ctx context.Context, t Target) report.Outcome {
 	o := report.Outcome{Stage: report.StageListener}
 	if err := t.check(); err != nil {
 		return unusable(o.Stage, t, err)
+	}
+	socks, lerr := ListeningSockets()
+	var matching []string
+	if lerr == nil {
+		matching = matchingListeners(socks, t.Addr, t.Port)
+		if len(matching) == 0 {
+			o.Fail, o.Status = true, 521
+			o.Cause = fmt.Sprintf("nothing listens on %s", t.hostPort())
+			o.Fix = listenFix(t, socks)
+			o.Evidence = append(o.Evidence, "listening: "+describeListeners(socks, t.Port))
+			return o
+		}
 	}
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
@@ -32,6 +52,21 @@ func Listener(ctx context.Context, t Target) report.Outcome {
 			o.Evidence = append(o.Evidence, "accepting: "+owner)
 		}
 		return o
+	}
+	if len(matching) > 0 {
+		switch kind := classifyNetErr(err); kind {
+		case dialRefused, dialTimeout:
+			what := "refused"
+			if kind == dialTimeout {
+				what = fmt.Sprintf("got no answer within %s", time.Since(start).Round(100*time.Millisecond))
+			}
+			o.Cause = fmt.Sprintf("something listens on %s: %s", t.hostPort(), matching[0])
+			o.Evidence = append(o.Evidence, "listening: "+strings.Join(matching, ", "), "connect from this host: "+shortErr(err))
+			o.Warnings = append(o.Warnings, fmt.Sprintf(
+				"a connect from this host to %s %s although %s listens there: the firewall treats this host's own connections (over loopback) unlike Cloudflare's, which the firewall stage judged, or the server does not accept connections (a full listen queue)",
+				t.hostPort(), what, matching[0]))
+			return o
+		}
 	}
 	if stopped(ctx, err) {
 		return unusable(o.Stage, t, err)
