@@ -15,7 +15,7 @@ help:
 	@echo "make build    build bin/cfguard"
 	@echo "make lint     gofmt, go vet, go mod tidy -diff and staticcheck"
 	@echo "make vuln     govulncheck (skipped, with one line, when its database is unreachable)"
-	@echo "make test     lint and every test (kernel and web-server tests need root)"
+	@echo "make test     lint, every test (kernel and web-server tests need root), each fuzz target briefly"
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
 	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
@@ -35,6 +35,7 @@ vuln:
 
 test: lint
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) --no-print-directory fuzz-smoke
 
 demo: build
 	./scripts/demo.sh
@@ -60,7 +61,10 @@ FUZZ_TARGETS = \
 	FuzzParse:./verify/backend/apacheconf \
 	FuzzParse:./verify/backend/fpm \
 	FuzzParseFPMStatus:./verify/backend \
-	FuzzFollower:./verify/watch
+	FuzzFollower:./verify/watch \
+	FuzzParseRuleMsg:./firewall/sim \
+	FuzzSame:./cfranges/realip \
+	FuzzWebSaid:./internal/guard
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
