@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,24 +30,6 @@ const (
 00000000de09c8e0: 00000002 00000000 00010000 0001 01 40004 /run/php/php8.2-fpm.sock
 `
 )
-
-func TestParseProcNet(t *testing.T) {
-	ap := netip.MustParseAddrPort
-	tcp := append(parseProcNetTCP(procNetTCP), parseProcNetTCP(procNetTCP6)...)
-	want := []listener{
-		{addr: ap("127.0.0.1:3000"), inode: 48213},
-		{addr: ap("0.0.0.0:80"), inode: 21934},
-		{addr: ap("[::]:8080"), inode: 30001},
-		{addr: ap("[::1]:8081"), inode: 30002},
-	}
-	if diff := cmp.Diff(want, tcp, cmp.AllowUnexported(listener{}), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
-		t.Errorf("tcp (-want +got)\n%s", diff)
-	}
-	wantUnix := []listener{{path: "/run/app/gunicorn.sock", inode: 40001}, {path: "/run/php/php8.2-fpm.sock", inode: 40004}}
-	if diff := cmp.Diff(wantUnix, parseProcNetUnix(procNetUnix), cmp.AllowUnexported(listener{}), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
-		t.Errorf("unix (-want +got)\n%s", diff)
-	}
-}
 
 // fakeFDs makes /proc/PID/fd/N links to "socket:[INODE]" under root.
 func fakeFDs(t *testing.T, root string, pid int, inodes ...uint64) {

@@ -313,26 +313,6 @@ func TestJudgeRoutes(t *testing.T) {
 	}
 }
 
-func TestParseHexAddrPort(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"0100007F:0050", "127.0.0.1:80"},
-		{"010200C0:01BB", "192.0.2.1:443"},
-		{"00000000:0016", "0.0.0.0:22"},
-		{"00000000000000000000000000000000:0050", "[::]:80"},
-		{"B80D0120000001000000000001000000:01BB", "[2001:db8:1::1]:443"},
-		{"0000000000000000FFFF00000100007F:0050", "[::ffff:127.0.0.1]:80"},
-	}
-	for _, tt := range tests {
-		got, err := parseHexAddrPort(tt.in)
-		if err != nil || got.String() != tt.want {
-			t.Errorf("parseHexAddrPort(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
-		}
-	}
-	if _, err := parseHexAddrPort("zz:0050"); err == nil {
-		t.Error("bad hex accepted")
-	}
-}
-
 func TestProbeAddrs(t *testing.T) {
 	got := probeAddrs(netip.MustParsePrefix("172.64.0.0/13"))
 	want := []netip.Addr{netip.MustParseAddr("172.64.0.0"), netip.MustParseAddr("172.71.255.255")}
