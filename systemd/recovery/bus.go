@@ -36,27 +36,54 @@ var _ conn = (*sddbus.Conn)(nil)
 type dialFunc func(ctx context.Context) (conn, error)
 
 // dialSystemd connects to systemd: directly on its private socket when
-// root (no dbus-daemon needed), else through the system bus.
+// root (no dbus-daemon needed), else through the system bus. The dial is
+// bounded by DialTimeout and ctx; the connection itself outlives ctx
+// (godbus closes a connection when the context it was dialled with ends).
 func dialSystemd(ctx context.Context) (conn, error) {
 	if _, err := os.Stat(runDir); err != nil {
 		return nil, fmt.Errorf("%w (no %s)", ErrNoSystemd, runDir)
 	}
-	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
-	defer cancel()
-	var c *sddbus.Conn
-	var err error
-	if os.Geteuid() == 0 {
-		c, err = sddbus.NewSystemdConnectionContext(ctx)
-	}
-	if c == nil {
-		var err2 error
-		c, err2 = sddbus.NewSystemConnectionContext(ctx)
-		if err2 != nil {
-			if err == nil {
+	done := make(chan dialResult, 1)
+	go func() {
+		bg := context.WithoutCancel(ctx)
+		var c *sddbus.Conn
+		var err error
+		if os.Geteuid() == 0 {
+			c, err = sddbus.NewSystemdConnectionContext(bg)
+		}
+		if c == nil {
+			var err2 error
+			if c, err2 = sddbus.NewSystemConnectionContext(bg); err == nil {
 				err = err2
 			}
-			return nil, fmt.Errorf("%w: connecting over D-Bus: %v", ErrNoSystemd, err)
 		}
+		done <- dialResult{c, err}
+	}()
+	t := time.NewTimer(DialTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		if r.c == nil {
+			return nil, fmt.Errorf("%w: connecting over D-Bus: %v", ErrNoSystemd, r.err)
+		}
+		return r.c, nil
+	case <-t.C:
+		go closeLate(done)
+		return nil, fmt.Errorf("%w: connecting over D-Bus: no answer in %s", ErrNoSystemd, DialTimeout)
+	case <-ctx.Done():
+		go closeLate(done)
+		return nil, ctx.Err()
 	}
-	return c, nil
+}
+
+type dialResult struct {
+	c   *sddbus.Conn
+	err error
+}
+
+// closeLate closes a connection that arrived after its caller gave up.
+func closeLate(done <-chan dialResult) {
+	if r := <-done; r.c != nil {
+		r.c.Close()
+	}
 }
