@@ -12,7 +12,7 @@ import (
 // JobTimeout bounds the wait for a restart job. systemd's own start and
 // stop timeouts (TimeoutStartSec=, TimeoutStopSec=, 90 s by default) end
 // the job before this in the usual case.
-const JobTimeout = 100 * time.Second
+const JobTimeout = 90 * time.Second
 
 // ErrJobTimeout is returned (wrapped) when the restart job did not end in
 // JobTimeout.
