@@ -44,6 +44,10 @@ const BaseDir = "/var/lib/cfguard-test"
 
 const systemdBin = "/lib/systemd/systemd"
 
+// DefaultMask is masked in every sandbox: units the host has enabled that
+// no test wants (apache2 fails: its ports; the others only cost time).
+var DefaultMask = []string{"apache2.service", "postgresql.service", "prometheus.service", "prometheus-node-exporter.service", "ufw.service", "e2scrub_reap.service", "monit.service"}
+
 // File is a file put into the sandbox before it boots.
 type File struct {
 	Path    string      // inside the sandbox, absolute
@@ -55,8 +59,7 @@ type File struct {
 
 // Options shape a sandbox.
 type Options struct {
-	// Mask lists units masked before boot (apache2.service fails without
-	// free ports, so it is always masked).
+	// Mask lists units masked before boot, besides DefaultMask.
 	Mask []string
 	// Files are written into the overlay before boot.
 	Files []File
@@ -123,7 +126,12 @@ func Boot(t testing.TB, opt Options) *Sandbox {
 		}
 	}
 	files := append([]File{}, opt.Files...)
-	for _, u := range append([]string{"apache2.service"}, opt.Mask...) {
+	masked := map[string]bool{}
+	for _, u := range append(append([]string{}, DefaultMask...), opt.Mask...) {
+		if masked[u] {
+			continue
+		}
+		masked[u] = true
 		files = append(files, File{Path: "/etc/systemd/system/" + u, Symlink: "/dev/null"})
 	}
 	for _, f := range files {
