@@ -7,6 +7,12 @@
 //
 // Booting takes seconds and a share of the machine: boot one sandbox per
 // test function and run its cases as subtests.
+//
+// Only one sandbox runs at a time on a machine (Boot waits for a lock on
+// BaseDir/.lock, which scripts/bench-watch.sh takes too): the sandbox does
+// not get a cgroup tree of its own, so two sandboxes' systemds would share
+// /system.slice/php8.2-fpm.service and lose track of each other's
+// processes (seen here: `systemctl kill -s STOP` then missed FPM's children).
 package sdtest
 
 import (
@@ -33,6 +39,8 @@ const (
 	ExecTimeout = 60 * time.Second
 	// PoweroffTimeout bounds a clean poweroff before PID 1 is killed.
 	PoweroffTimeout = 30 * time.Second
+	// LockTimeout bounds the wait for another test's sandbox to end.
+	LockTimeout = 10 * time.Minute
 	// maxOutput bounds what Exec keeps of a command's output.
 	maxOutput = 1 << 20
 )
@@ -114,6 +122,8 @@ func Boot(t testing.TB, opt Options) *Sandbox {
 	if err := os.MkdirAll(BaseDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	unlock := lock(t)
+	t.Cleanup(unlock) // registered first: runs after the sandbox's cleanup
 	reapStale()
 	dir, err := os.MkdirTemp(BaseDir, "sd-")
 	if err != nil {
@@ -165,6 +175,32 @@ func Boot(t testing.TB, opt Options) *Sandbox {
 		t.Fatalf("sandbox: %v\n%s", err, s.console())
 	}
 	return s
+}
+
+// lock takes BaseDir/.lock, waiting at most LockTimeout for the sandbox
+// that holds it; the kernel drops it if this process dies.
+func lock(t testing.TB) (unlock func()) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(BaseDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(LockTimeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			t.Fatalf("locking %s/.lock: %v", BaseDir, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("another sandbox held %s/.lock for %s", BaseDir, LockTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // findPID1 finds the sandbox's PID 1: the child of the unshare started,
