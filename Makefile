@@ -4,14 +4,21 @@ BINDIR  ?= $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
+# Pinned linters, run through the module proxy (no install step).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK ?= $(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0
+VULNDB      ?= https://vuln.go.dev
 
-.PHONY: help build test lint demo bench install uninstall clean
+.PHONY: help build test lint vuln fuzz-smoke demo bench install uninstall clean
 
 help:
 	@echo "make build    build bin/cfguard"
-	@echo "make test     gofmt, go vet and every test (kernel and web-server tests need root)"
+	@echo "make lint     gofmt, go vet, go mod tidy -diff and staticcheck"
+	@echo "make vuln     govulncheck (skipped, with one line, when its database is unreachable)"
+	@echo "make test     lint and every test (kernel and web-server tests need root)"
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
+	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
 
 build:
@@ -20,6 +27,11 @@ build:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	$(STATICCHECK) ./...
+
+vuln:
+	@if curl -fsS -m 10 -o /dev/null $(VULNDB)/index/db.json 2>/dev/null; then $(GOVULNCHECK) ./...; else echo "govulncheck skipped: $(VULNDB) is unreachable"; fi
 
 test: lint
 	$(GO) test -count=1 -timeout 25m ./...
@@ -32,10 +44,35 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench-results/go.txt
 	./scripts/bench.sh
 
+# Each fuzz target on its own (go test -fuzz takes one target per run).
+FUZZTIME ?= 3s
+FUZZ_TARGETS = \
+	FuzzParseAnswer:./cfranges \
+	FuzzLoad:./cfranges \
+	FuzzParsePorts:./cmd/cfguard \
+	FuzzParseAllow:./cmd/cfguard \
+	FuzzParseMaxAge:./cmd/cfguard \
+	FuzzString:./internal/textsafe \
+	FuzzJSON:./internal/textsafe \
+	FuzzClassify:./verify/backend/logs \
+	FuzzParseDump:./verify/backend/nginxconf \
+	FuzzParseDuration:./verify/backend/nginxconf \
+	FuzzParse:./verify/backend/apacheconf \
+	FuzzParse:./verify/backend/fpm \
+	FuzzParseFPMStatus:./verify/backend \
+	FuzzFollower:./verify/watch
+
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
-	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service; do \
+	for u in cfguard-sync.service cfguard-sync.timer cfguard-restore.service cfguard-watch.service; do \
 		sed 's#@BINDIR@#$(BINDIR)#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	[ -e $(DESTDIR)/etc/default/cfguard ] || install -D -m 0644 systemd/cfguard.default $(DESTDIR)/etc/default/cfguard
@@ -44,7 +81,7 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfguard
-	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service)
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service cfguard-watch.service)
 
 clean:
 	rm -rf bin

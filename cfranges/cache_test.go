@@ -236,6 +236,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"format":1,"ipv4_cidrs":[""],"ipv6_cidrs":[null]}`))
 	f.Add([]byte("null"))
 	f.Add([]byte{})
+	f.Add([]byte(`{"format":1,"ipv4_cidrs":["11.0.0.0/8","12.0.0.0/8"],"ipv6_cidrs":["2001:db8::/32"]}`))
+	f.Add([]byte(`{"format":1,"ipv4_cidrs":["198.51.100.0/24"],"ipv6_cidrs":["2001:db8::/32"],"fetched_at":"9999-12-31T23:59:59Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, CacheFile), data, 0o644); err != nil {
@@ -246,6 +248,9 @@ func FuzzLoad(f *testing.F) {
 			if !errors.Is(err, ErrCorruptCache) {
 				t.Fatalf("Load error %v does not match ErrCorruptCache", err)
 			}
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error is not one line: %q", err)
+			}
 			if l.IPv4 != nil || l.IPv6 != nil || l.JDCloud != nil || l.Source != "" {
 				t.Fatalf("partly filled List with error %v: %+v", err, l)
 			}
@@ -253,6 +258,9 @@ func FuzzLoad(f *testing.F) {
 		}
 		if verr := Validate(l); verr != nil || l.Source != SourceCache {
 			t.Fatalf("Load accepted %q: Validate=%v Source=%q", data, verr, l.Source)
+		}
+		if merr := CheckMerged("x", l.All()); merr != nil {
+			t.Fatalf("Load accepted %q: %v", data, merr)
 		}
 	})
 }

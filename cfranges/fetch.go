@@ -40,6 +40,7 @@ var (
 	ErrAPIFailure = errors.New("the API reported failure")
 	ErrTimeout    = errors.New("gave up waiting for the API")
 	ErrNoChina    = errors.New("no China Network ranges")
+	ErrRedirect   = errors.New("redirect refused")
 )
 
 // fetchError carries a sentence of its own and matches its kind (and,
@@ -105,10 +106,12 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 	fctx, cancel := context.WithTimeoutCause(ctx, timeout, errFetchTimeout)
 	defer cancel()
 
-	client := f.HTTPClient
-	if client == nil {
-		client = &http.Client{}
+	client := &http.Client{}
+	if f.HTTPClient != nil {
+		c := *f.HTTPClient // a copy: the caller's client keeps its own redirect policy
+		client = &c
 	}
+	client.CheckRedirect = checkRedirect
 	ua := f.UserAgent
 	if ua == "" {
 		ua = "cfguard"
@@ -151,6 +154,10 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 			})
 		}
 	}
+	var redir *redirectError
+	if errors.As(err, &redir) {
+		return fail("%w", fetchErr(ErrRedirect, "%s", redir.Error()))
+	}
 	if err != nil && resp != nil && resp.StatusCode != http.StatusOK {
 		// The SDK turns >= 400 into an error and puts the body back.
 		body, _ := io.ReadAll(resp.Body)
@@ -175,36 +182,89 @@ func (f *Fetcher) Fetch(ctx context.Context, china bool) (List, error) {
 		return fail("%w", statusError(resp, raw, attempts))
 	}
 
+	l, err := ParseAnswer(raw, china)
+	var nj *notJSONError
+	if errors.As(err, &nj) {
+		return fail("%w", describeNotJSON(resp, raw, nj.err))
+	}
+	if err != nil {
+		return fail("%w", err)
+	}
+	l.FetchedAt = time.Now()
+	return l, nil
+}
+
+// notJSONError is ParseAnswer's "not the API's envelope"; Fetch describes
+// it with the response's content type.
+type notJSONError struct{ err error }
+
+func (e *notJSONError) Error() string {
+	return "the answer is not the API's JSON: " + oneLine(e.err.Error(), 200)
+}
+func (e *notJSONError) Unwrap() []error { return []error{ErrNotAPIJSON, e.err} }
+
+// ParseAnswer reads the body of a 200 answer of GET /ips: the API's JSON
+// envelope, strictly, then every field as CIDRs, then Validate. It returns
+// the list with Source=SourceAPI and the etag (FetchedAt is the caller's),
+// or one error naming the first problem; never a partly filled List.
+func ParseAnswer(raw []byte, china bool) (List, error) {
 	env, err := parseEnvelope(raw)
 	if err != nil {
-		return fail("%w", describeNotJSON(resp, raw, err))
+		return List{}, &notJSONError{err}
 	}
 	if !*env.Success {
-		return fail("%w", fetchErr(ErrAPIFailure, "the API answered success=false: %s", apiMessages(env.Errors)))
+		return List{}, fetchErr(ErrAPIFailure, "the API answered success=false: %s", apiMessages(env.Errors))
 	}
 	if env.Result == nil {
-		return fail("%w", fetchErr(ErrNotAPIJSON, "the answer is not the API's JSON: success without a result"))
+		return List{}, fetchErr(ErrNotAPIJSON, "the answer is not the API's JSON: success without a result")
 	}
-
-	l := List{Etag: env.Result.Etag, FetchedAt: time.Now(), Source: SourceAPI}
+	l := List{Etag: env.Result.Etag, Source: SourceAPI}
 	if l.IPv4, err = parsePrefixes(fieldIPv4, env.Result.IPv4); err != nil {
-		return fail("%w", err)
+		return List{}, err
 	}
 	if l.IPv6, err = parsePrefixes(fieldIPv6, env.Result.IPv6); err != nil {
-		return fail("%w", err)
+		return List{}, err
 	}
 	if china { // jdcloud_cidrs that were not asked for are ignored, never installed
 		if l.JDCloud, err = parsePrefixes(fieldJDCloud, env.Result.JDCloud); err != nil {
-			return fail("%w", err)
+			return List{}, err
 		}
 	}
 	if err := Validate(l); err != nil {
-		return fail("%w", err)
+		return List{}, err
+	}
+	if err := CheckMerged("the ranges of the answer", l.All()); err != nil {
+		return List{}, err
 	}
 	if china && len(l.JDCloud) == 0 {
-		return fail("%w", fetchErr(ErrNoChina, "asked for China Network ranges (networks=jdcloud) but the answer's jdcloud_cidrs is missing or empty"))
+		return List{}, fetchErr(ErrNoChina, "asked for China Network ranges (networks=jdcloud) but the answer's jdcloud_cidrs is missing or empty")
 	}
 	return l, nil
+}
+
+// maxRedirects bounds how many same-host redirects Fetch follows.
+const maxRedirects = 3
+
+// redirectError is a redirect Fetch refused to follow.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
+
+// checkRedirect follows a redirect only to the same host and never from
+// https down to plain http: the ranges decide who reaches this origin, and
+// a redirect elsewhere is the answer of somebody else.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	to := redactURL(req.URL.String())
+	switch {
+	case first.Scheme == "https" && req.URL.Scheme != "https":
+		return &redirectError{fmt.Sprintf("the API redirected to %s, from https to plain http; not followed", to)}
+	case !strings.EqualFold(req.URL.Host, first.Host):
+		return &redirectError{fmt.Sprintf("the API redirected to %s, another host; not followed", to)}
+	case len(via) > maxRedirects:
+		return &redirectError{fmt.Sprintf("the API redirected more than %d times; not followed", maxRedirects)}
+	}
+	return nil
 }
 
 // apiEnvelope is the API's standard answer, decoded strictly: success must

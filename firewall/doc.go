@@ -5,6 +5,7 @@
 // # The table
 //
 //	table inet cfguard
+//	  comment "managed by cfguard"  (the mark: see Ownership)
 //	  set cloudflare4, allow4   ipv4_addr, flags interval
 //	  set cloudflare6, allow6   ipv6_addr, flags interval
 //	  set web_ports             inet_service
@@ -12,10 +13,38 @@
 //	    iif "lo" accept
 //	    tcp dport @web_ports ip saddr @cloudflare4 accept   (and allow4, and ip6 with cloudflare6, allow6)
 //	    tcp dport @web_ports drop
+//	    udp dport @web_ports drop
 //	  chain forward  hook forward priority filter - 10, policy accept
 //	    meta l4proto tcp ct direction original ct status dnat ct original proto-dst @web_ports
 //	        ip saddr @cloudflare4 accept                     (and allow4, cloudflare6, allow6)
 //	    … drop
+//	    meta l4proto udp ct direction original ct status dnat ct original proto-dst @web_ports drop
+//
+// UDP to a web port is dropped from everyone: Cloudflare never reaches an
+// origin over UDP, so `listen 443 quic` (HTTP/3) would otherwise answer the
+// whole world. Loopback is accepted first.
+//
+// # Ownership
+//
+// cfguard writes, repairs or deletes only a table it created. It creates
+// its table with the comment Mark in the table's userdata
+// (NFTA_TABLE_USERDATA, encoded as nft encodes a table comment);
+// nftables v0.3.0 cannot write that attribute, so the transaction is built
+// with the library on a recording connection and sent, with the attribute
+// added to its NEWTABLE, on the Manager's own socket (batch.go): still one
+// transaction. The kernel keeps a table's userdata from its creation and
+// ignores it on updates, so an existing table cannot come to carry the
+// mark after the fact. A table of the configured name without the mark is
+// refused (*NotOwnedError, one line, nothing sent); status reports it and
+// reads none of its content.
+//
+// A table made by an earlier cfguard has no mark. One that is exactly the
+// old layout (these sets with their types and flags, the chains above
+// without the UDP rules, no comment, not dormant, nothing else: the
+// kernel's use count of the table is 7) is adopted: deleted and made again,
+// marked, in one transaction, once. Any other unmarked table is refused; if
+// it has cfguard's set names the refusal says how to start over (`nft
+// delete table inet cfguard` then `cfguard sync`).
 //
 // Render prints it exactly as `nft list table inet cfguard` does.
 //
@@ -59,7 +88,8 @@
 // Drift (a chain whose hook, priority, type, policy or rules changed, a
 // missing chain or set, a set of the wrong type, a dormant table, or
 // objects in the table that cfguard did not make) is repaired in that same
-// transaction: cfguard owns the whole table. Objects are recreated in
+// transaction, in a table that carries the mark: cfguard owns the whole
+// table. Objects are recreated in
 // cfguard's order so that the table keeps listing as Render prints it.
 // Other tables are never read for writing, flushed or renamed.
 //
@@ -76,6 +106,7 @@
 //
 // Rules are dumped with this package's own netlink request: the library's
 // GetRules fails on `ct original …` (NFTA_CT_DIRECTION is a u8, it reads a
-// u32) and silently drops expressions it does not know. Table flags are
-// decoded by the library in host byte order (tableFlags corrects it).
+// u32) and silently drops expressions it does not know. Tables are read
+// with our own request too (getTable): the library decodes table flags in
+// host byte order and drops the userdata.
 package firewall

@@ -39,6 +39,9 @@ func (c Change) Empty() bool {
 // State is cfguard's table as read back from the kernel.
 type State struct {
 	Present     bool     // table exists
+	Owned       bool     // it carries cfguard's mark, or is an earlier cfguard's table (Legacy)
+	Legacy      bool     // made by an earlier cfguard: no mark, exactly the old layout; Apply adopts it
+	Foreign     bool     // exists but is not cfguard's: nothing else is read, Apply and Remove refuse
 	Hooked      bool     // all cfguard chains exist with the right hook/priority/type and rules
 	Problems    []string // why not hooked / drift, one line each
 	Cloudflare4 []netip.Prefix
@@ -79,5 +82,3 @@ func (c Config) sortedPorts() []uint16 {
 	slices.Sort(p)
 	return p
 }
-
-func (c Config) tableRef() string { return "table inet " + c.Table }

@@ -120,7 +120,7 @@ func TestChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantSt := State{
-		Present: true, Hooked: true,
+		Present: true, Owned: true, Hooked: true,
 		Cloudflare4: pfx("192.0.2.128/25", "198.51.100.0/24"),
 		Cloudflare6: pfx("2001:db8:cf::/48", "2001:db8:cf2::/48"),
 		Allow:       pfx("192.0.2.10/32"),
@@ -172,9 +172,15 @@ func TestDriftRepair(t *testing.T) {
 		{"rule deleted", func(t *testing.T, ns *nstest.NS) {
 			ns.Run("nft", "delete", "rule", "inet", "cfguard", "input", "handle", handleOf(t, ns, "input", "dport @web_ports drop"))
 		}, "chain input: rule 6 missing (`tcp dport @web_ports drop`)"},
+		{"udp drop deleted (a table made before cfguard dropped UDP)", func(t *testing.T, ns *nstest.NS) {
+			ns.Run("nft", "delete", "rule", "inet", "cfguard", "input", "handle", handleOf(t, ns, "input", "udp dport @web_ports drop"))
+		}, "chain input: rule 7 missing (`udp dport @web_ports drop`)"},
+		{"forward udp drop deleted", func(t *testing.T, ns *nstest.NS) {
+			ns.Run("nft", "delete", "rule", "inet", "cfguard", "forward", "handle", handleOf(t, ns, "forward", "l4proto udp"))
+		}, "chain forward: rule 6 missing (`meta l4proto udp ct direction original ct status dnat ct original proto-dst @web_ports drop`)"},
 		{"rule added", func(t *testing.T, ns *nstest.NS) {
 			ns.Run("nft", "add rule inet cfguard input tcp dport 22 drop")
-		}, "chain input: extra rule 7"},
+		}, "chain input: extra rule 8"},
 		{"rule inserted first", func(t *testing.T, ns *nstest.NS) {
 			ns.Run("nft", "insert rule inet cfguard forward accept")
 		}, "chain forward: extra rule 1"},
@@ -360,7 +366,7 @@ func TestRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := State{
-		Present: true, Hooked: true,
+		Present: true, Owned: true, Hooked: true,
 		Cloudflare4: pfx("198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4"),
 		Cloudflare6: pfx("2001:db8:cf::/48", "2001:db8:cf1::/48"),
 		Allow:       pfx("192.0.2.5/32", "2001:db8:1::/64"),

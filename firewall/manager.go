@@ -100,6 +100,10 @@ func (m *Manager) do(ctx context.Context, op string, fn func() error) error {
 	if err == nil {
 		return nil
 	}
+	var refused *NotOwnedError
+	if errors.As(err, &refused) {
+		return err // the one line says it all
+	}
 	if cerr := ctx.Err(); cerr != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = cerr
 	}
@@ -151,19 +155,40 @@ func (m *Manager) Apply(ctx context.Context, w Want) (Change, error) {
 		if err != nil {
 			return err
 		}
+		if s.owner == ownerForeign {
+			return s.notOwned(m.cfg, "change")
+		}
 		p := s.plan(m.cfg, want)
 		if p.empty() {
 			c = Change{}
 			return nil
 		}
-		if err := m.queue(p); err != nil {
+		b, err := newBatch()
+		if err != nil {
+			return err
+		}
+		if err := queue(b.Conn, m.cfg, p); err != nil {
 			return err
 		}
 		if m.beforeFlush != nil {
-			m.beforeFlush(m.conn, p)
+			m.beforeFlush(b.Conn, p)
+		}
+		msgs, err := b.messages()
+		if err != nil {
+			return err
+		}
+		if p.delTable {
+			if err := delByHandle(msgs, m.cfg.Table, s.table.handle); err != nil {
+				return err
+			}
+		}
+		if p.createTable {
+			if err := markNewTable(msgs, m.cfg.Table); err != nil {
+				return err
+			}
 		}
 		m.flushes++
-		if err := m.conn.Flush(); err != nil {
+		if err := sendBatch(m.nl, msgs); err != nil {
 			return err
 		}
 		c = p.change
@@ -178,21 +203,29 @@ func (m *Manager) Apply(ctx context.Context, w Want) (Change, error) {
 // maxElemsPerMsg bounds the elements in one netlink message of the batch.
 const maxElemsPerMsg = 1024
 
-// queue adds the steps of p to the connection's batch, in an order the
-// kernel accepts within one transaction.
-func (m *Manager) queue(p *plan) error {
-	t := &nftables.Table{Name: m.cfg.Table, Family: familyINet}
-	if p.createTable || p.wakeTable {
-		m.conn.AddTable(t) // flags 0: also wakes a dormant table
+// queue adds the steps of p to the batch on conn, in an order the kernel
+// accepts within one transaction.
+func queue(conn *nftables.Conn, cfg Config, p *plan) error {
+	t := &nftables.Table{Name: cfg.Table, Family: familyINet}
+	if p.delTable {
+		conn.DelTable(t)
+	}
+	switch {
+	case p.createTable:
+		// Exclusive: a table of that name that appeared since it was read
+		// fails the transaction rather than being written to.
+		conn.CreateTable(t)
+	case p.wakeTable:
+		conn.AddTable(t) // flags 0: wakes a dormant table
 	}
 	for _, c := range p.flushChains {
-		m.conn.FlushChain(&nftables.Chain{Name: c.Name, Table: t})
+		conn.FlushChain(&nftables.Chain{Name: c.Name, Table: t})
 	}
 	for _, c := range p.delChains {
-		m.conn.DelChain(&nftables.Chain{Name: c.Name, Table: t})
+		conn.DelChain(&nftables.Chain{Name: c.Name, Table: t})
 	}
 	for _, name := range p.delSets {
-		m.conn.DelSet(&nftables.Set{Name: name, Table: t})
+		conn.DelSet(&nftables.Set{Name: name, Table: t})
 	}
 	fill := func(spec setSpec, set *nftables.Set) error {
 		c := p.content[spec.name]
@@ -202,7 +235,7 @@ func (m *Manager) queue(p *plan) error {
 		}
 		for len(elems) > 0 {
 			n := min(len(elems), maxElemsPerMsg)
-			if err := m.conn.SetAddElements(set, elems[:n]); err != nil {
+			if err := conn.SetAddElements(set, elems[:n]); err != nil {
 				return fmt.Errorf("set %s: %w", spec.name, err)
 			}
 			elems = elems[n:]
@@ -211,7 +244,7 @@ func (m *Manager) queue(p *plan) error {
 	}
 	for _, spec := range p.addSets {
 		set := &nftables.Set{Table: t, Name: spec.name, ID: spec.id, KeyType: spec.keyType, Interval: spec.interval}
-		if err := m.conn.AddSet(set, nil); err != nil {
+		if err := conn.AddSet(set, nil); err != nil {
 			return fmt.Errorf("set %s: %w", spec.name, err)
 		}
 		if err := fill(spec, set); err != nil {
@@ -220,44 +253,55 @@ func (m *Manager) queue(p *plan) error {
 	}
 	for _, spec := range p.refillSets {
 		set := &nftables.Set{Table: t, Name: spec.name, KeyType: spec.keyType, Interval: spec.interval}
-		m.conn.FlushSet(set)
+		conn.FlushSet(set)
 		if err := fill(spec, set); err != nil {
 			return err
 		}
 	}
 	for _, spec := range p.addChains {
 		policy, prio, hook := spec.policy, nftables.ChainPriority(Priority), spec.hook
-		c := m.conn.AddChain(&nftables.Chain{
+		c := conn.AddChain(&nftables.Chain{
 			Name: spec.name, Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: &hook, Priority: &prio, Policy: &policy,
 		})
 		for _, r := range spec.rules {
-			m.conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: r.exprs})
+			conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: r.exprs})
 		}
 	}
 	return nil
 }
 
-// Remove deletes cfguard's table, and nothing else. existed is false, with
-// no error, when it was already gone.
+// Remove deletes cfguard's table, and nothing else: a table of that name
+// that cfguard did not create is refused (*NotOwnedError) and left as it
+// is. existed is false, with no error, when it was already gone.
 func (m *Manager) Remove(ctx context.Context) (existed bool, err error) {
 	err = m.do(ctx, "removing", func() error {
-		tables, err := m.conn.ListTablesOfFamily(familyINet)
+		s, err := m.read()
 		if err != nil {
-			return fmt.Errorf("listing tables: %w", err)
+			return err
 		}
-		for _, t := range tables {
-			if t.Name == m.cfg.Table {
-				existed = true
-			}
+		if s.owner == ownerForeign {
+			return s.notOwned(m.cfg, "delete")
 		}
+		existed = s.table != nil
 		if !existed {
 			return nil
 		}
-		m.conn.DelTable(&nftables.Table{Name: m.cfg.Table, Family: familyINet})
+		b, err := newBatch()
+		if err != nil {
+			return err
+		}
+		b.DelTable(&nftables.Table{Name: m.cfg.Table, Family: familyINet})
+		msgs, err := b.messages()
+		if err != nil {
+			return err
+		}
+		if err := delByHandle(msgs, m.cfg.Table, s.table.handle); err != nil {
+			return err
+		}
 		m.flushes++
-		if err := m.conn.Flush(); err != nil {
-			if errors.Is(err, syscall.ENOENT) { // removed meanwhile
+		if err := sendBatch(m.nl, msgs); err != nil {
+			if errors.Is(err, syscall.ENOENT) { // removed meanwhile (or made again: then it is left)
 				existed = false
 				return nil
 			}

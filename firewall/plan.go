@@ -2,14 +2,12 @@ package firewall
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,6 +18,7 @@ type plan struct {
 	problems []string // drift of the table's structure, one line each
 
 	createTable bool
+	delTable    bool               // an earlier cfguard's table, deleted and made again with the mark
 	wakeTable   bool               // the table is dormant: clear its flags
 	flushChains []*nftables.Chain  // kernel chains whose rules go first (they may reference what is deleted)
 	delChains   []*nftables.Chain  // chains that are not cfguard's, or drifted beyond a rule refill
@@ -37,7 +36,7 @@ type content struct {
 }
 
 func (p *plan) empty() bool {
-	return !p.createTable && !p.wakeTable && len(p.flushChains)+len(p.delChains)+len(p.delSets)+
+	return !p.createTable && !p.delTable && !p.wakeTable && len(p.flushChains)+len(p.delChains)+len(p.delSets)+
 		len(p.addSets)+len(p.refillSets)+len(p.addChains) == 0
 }
 
@@ -67,7 +66,7 @@ func (s *snapshot) drift() []string {
 // structure compares the table's objects with cfguard's and fills the
 // structural steps and problems of p.
 func (s *snapshot) structure(p *plan) {
-	if tableFlags(s.table)&unix.NFT_TABLE_F_DORMANT != 0 {
+	if s.table.flags&unix.NFT_TABLE_F_DORMANT != 0 {
 		p.problems = append(p.problems, "table is dormant (its chains see no packets)")
 		p.wakeTable = true
 	}
@@ -132,12 +131,6 @@ func (s *snapshot) structure(p *plan) {
 	}
 }
 
-// tableFlags returns the table's flags. nftables v0.3.0 decodes them in
-// host byte order; netlink sends them in network byte order.
-func tableFlags(t *nftables.Table) uint32 {
-	return binary.BigEndian.Uint32(binaryutil.NativeEndian.PutUint32(t.Flags))
-}
-
 // chainDrift says, in one line, how chain c differs from spec ("" if not).
 func chainDrift(c *nftables.Chain, spec chainSpec, rules []rule) string {
 	pre := "chain " + spec.name + ": "
@@ -187,6 +180,9 @@ func (s *snapshot) plan(cfg Config, want map[string]content) *plan {
 		}
 		return p
 	}
+	if s.owner == ownerLegacy {
+		return s.adopt(cfg, p)
+	}
 	s.structure(p)
 	for _, spec := range setSpecs {
 		created := slices.ContainsFunc(p.addSets, func(sp setSpec) bool { return sp.name == spec.name })
@@ -218,6 +214,29 @@ func (s *snapshot) plan(cfg Config, want map[string]content) *plan {
 	return p
 }
 
+// adopt plans the one transaction that deletes an earlier cfguard's table
+// and makes it again, marked, with the current rules: kernels keep the
+// userdata a table was created with, so the mark cannot be added in place.
+func (s *snapshot) adopt(cfg Config, p *plan) *plan {
+	p.delTable, p.createTable = true, true
+	p.addSets = slices.Clone(setSpecs)
+	p.addChains = chainSpecs()
+	for _, spec := range setSpecs {
+		ss, w := s.setState(spec), p.content[spec.name]
+		if !spec.interval {
+			p.change.PortsChanged = !slices.Equal(ss.ports, w.ports)
+			continue
+		}
+		added, removed := diffPrefixes(ss.prefixes, w.prefixes)
+		p.change.Added = append(p.change.Added, added...)
+		p.change.Removed = append(p.change.Removed, removed...)
+	}
+	p.problems = []string{fmt.Sprintf("adopted table inet %s made by an earlier cfguard: re-created it with cfguard's mark and the UDP drop", cfg.Table)}
+	p.change.ChainsRebuilt = true
+	p.change.RebuildReason = p.problems[0]
+	return p
+}
+
 // Plan reads the kernel and returns what Apply would change. It writes
 // nothing (for --dry-run).
 func (m *Manager) Plan(ctx context.Context, w Want) (Change, error) {
@@ -230,6 +249,9 @@ func (m *Manager) Plan(ctx context.Context, w Want) (Change, error) {
 		s, err := m.read()
 		if err != nil {
 			return err
+		}
+		if s.owner == ownerForeign {
+			return s.notOwned(m.cfg, "change")
 		}
 		c = s.plan(m.cfg, want).change
 		return nil

@@ -12,7 +12,9 @@ const familyINet = nftables.TableFamilyINet
 
 // snapshot is cfguard's table as the kernel holds it.
 type snapshot struct {
-	table    *nftables.Table // nil: absent
+	table    *tableInfo // nil: absent
+	owner    owner
+	readErr  error // an unmarked table whose objects could not be read
 	chains   []*nftables.Chain
 	rules    map[string][]rule
 	sets     map[string]*nftables.Set
@@ -23,21 +25,30 @@ type snapshot struct {
 // read takes a snapshot of the table. The caller holds m.mu.
 func (m *Manager) read() (*snapshot, error) {
 	s := &snapshot{rules: map[string][]rule{}, sets: map[string]*nftables.Set{}, elems: map[string][]nftables.SetElement{}}
-	tables, err := m.conn.ListTablesOfFamily(familyINet)
+	t, err := getTable(m.nl, byte(familyINet), m.cfg.Table)
 	if err != nil {
 		return nil, fmt.Errorf("listing tables: %w", err)
 	}
-	for _, t := range tables {
-		if t.Name == m.cfg.Table && t.Family == familyINet {
-			s.table = t
-		}
-	}
-	if s.table == nil {
+	if t == nil {
 		return s, nil
 	}
+	s.table = t
+	if err := m.readObjects(s); err != nil {
+		if t.marked() {
+			return nil, err
+		}
+		// Not cfguard's, whatever it holds: refused, not an error.
+		s.readErr = err
+	}
+	s.owner = s.classify()
+	return s, nil
+}
+
+// readObjects reads the chains, rules, sets and elements of s.table.
+func (m *Manager) readObjects(s *snapshot) error {
 	chains, err := m.conn.ListChainsOfTableFamily(familyINet)
 	if err != nil {
-		return nil, fmt.Errorf("listing chains: %w", err)
+		return fmt.Errorf("listing chains: %w", err)
 	}
 	for _, c := range chains {
 		if c.Table == nil || c.Table.Name != m.cfg.Table {
@@ -46,13 +57,13 @@ func (m *Manager) read() (*snapshot, error) {
 		s.chains = append(s.chains, c)
 		r, err := dumpRules(m.nl, byte(familyINet), m.cfg.Table, c.Name)
 		if err != nil {
-			return nil, fmt.Errorf("listing rules of chain %s: %w", c.Name, err)
+			return fmt.Errorf("listing rules of chain %s: %w", c.Name, err)
 		}
 		s.rules[c.Name] = r
 	}
-	sets, err := m.conn.GetSets(s.table)
+	sets, err := m.conn.GetSets(&nftables.Table{Name: s.table.name, Family: familyINet})
 	if err != nil {
-		return nil, fmt.Errorf("listing sets: %w", err)
+		return fmt.Errorf("listing sets: %w", err)
 	}
 	for _, set := range sets {
 		if set.Anonymous {
@@ -62,11 +73,11 @@ func (m *Manager) read() (*snapshot, error) {
 		s.setNames = append(s.setNames, set.Name)
 		el, err := m.conn.GetSetElements(set)
 		if err != nil {
-			return nil, fmt.Errorf("listing elements of set %s: %w", set.Name, err)
+			return fmt.Errorf("listing elements of set %s: %w", set.Name, err)
 		}
 		s.elems[set.Name] = el
 	}
-	return s, nil
+	return nil
 }
 
 func (s *snapshot) chain(name string) *nftables.Chain {
@@ -135,6 +146,13 @@ func (s *snapshot) state(cfg Config) State {
 		st.Problems = []string{fmt.Sprintf("table inet %s is missing", cfg.Table)}
 		return st
 	}
+	if s.owner == ownerForeign {
+		// Someone else's table: its content is not cfguard's to report.
+		st.Foreign = true
+		st.Problems = []string{s.notOwned(cfg, "").Problem()}
+		return st
+	}
+	st.Owned = true
 	for _, spec := range setSpecs {
 		ss := s.setState(spec)
 		switch spec.name {
@@ -149,6 +167,10 @@ func (s *snapshot) state(cfg Config) State {
 		}
 	}
 	st.Problems = s.drift()
+	if s.owner == ownerLegacy {
+		st.Legacy = true
+		st.Problems = append(st.Problems, fmt.Sprintf("table inet %s was made by an earlier cfguard (exactly its old layout, no cfguard mark): `cfguard sync` or `cfguard restore` re-creates it with the mark and the UDP drop", cfg.Table))
+	}
 	st.Hooked = len(st.Problems) == 0
 	return st
 }

@@ -29,7 +29,7 @@ func Render(cfg Config, w Want) string {
 	want := renderContent(cfg, ok, allow)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n", cfg.Table)
+	fmt.Fprintf(&b, "table inet %s {\n\tcomment %q\n", cfg.Table, Mark)
 	for i, spec := range setSpecs {
 		if i > 0 {
 			b.WriteString("\n")

@@ -43,6 +43,7 @@ type ruleSpec struct {
 
 const (
 	protoTCP      = unix.IPPROTO_TCP
+	protoUDP      = unix.IPPROTO_UDP
 	nfprotoV4     = unix.NFPROTO_IPV4
 	nfprotoV6     = unix.NFPROTO_IPV6
 	ifindexLo     = 1    // the loopback device is ifindex 1 in every namespace
@@ -70,8 +71,11 @@ func metaEq(key expr.MetaKey, data []byte) []expr.Any {
 }
 
 // tcpDportWeb is `tcp dport @web_ports`.
-func tcpDportWeb() []expr.Any {
-	return append(metaEq(expr.MetaKeyL4PROTO, []byte{protoTCP}),
+func tcpDportWeb() []expr.Any { return dportWeb(protoTCP) }
+
+// dportWeb is `tcp dport @web_ports` or `udp dport @web_ports`.
+func dportWeb(proto byte) []expr.Any {
+	return append(metaEq(expr.MetaKeyL4PROTO, []byte{proto}),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		lookup(SetPorts))
 }
@@ -92,8 +96,11 @@ func saddrIn(m saddrMatch) ([]expr.Any, string) {
 // original proto-dst @web_ports`: the original-direction packets of a TCP
 // connection that was DNAT'ed and whose destination port before DNAT was a
 // web port. Replies, outbound and plainly routed traffic never match.
-func dnatToWeb() []expr.Any {
-	return append(metaEq(expr.MetaKeyL4PROTO, []byte{protoTCP}),
+func dnatToWeb() []expr.Any { return dnatToWebProto(protoTCP) }
+
+// dnatToWebProto is dnatToWeb for TCP or UDP.
+func dnatToWebProto(proto byte) []expr.Any {
+	return append(metaEq(expr.MetaKeyL4PROTO, []byte{proto}),
 		&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{ctDirOriginal}},
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
@@ -121,17 +128,37 @@ func guardRules(match func() []expr.Any, matchText string) []ruleSpec {
 	})
 }
 
+const dnatText = " ct direction original ct status dnat ct original proto-dst @" + SetPorts
+
 // chainSpecs are cfguard's two base chains, in the order they are created
 // and listed.
 func chainSpecs() []chainSpec {
-	input := chainSpec{name: ChainInput, hook: *nftables.ChainHookInput, policy: nftables.ChainPolicyAccept}
+	input, forward := legacyChainSpecs()
+	// Cloudflare never reaches an origin over UDP: UDP to a web port
+	// (HTTP/3, QUIC) is dropped from everyone, after loopback was accepted.
+	input.rules = append(input.rules, ruleSpec{
+		text:  "udp dport @" + SetPorts + " drop",
+		exprs: append(dportWeb(protoUDP), verdict(expr.VerdictDrop)),
+	})
+	forward.rules = append(forward.rules, ruleSpec{
+		text:  "meta l4proto udp" + dnatText + " drop",
+		exprs: append(dnatToWebProto(protoUDP), verdict(expr.VerdictDrop)),
+	})
+	return []chainSpec{input, forward}
+}
+
+// legacyChainSpecs are the chains of cfguard before it marked its table
+// and dropped UDP: a table with exactly these chains and setSpecs, and no
+// mark, was made by an earlier cfguard and is adopted (see doc.go).
+func legacyChainSpecs() (input, forward chainSpec) {
+	input = chainSpec{name: ChainInput, hook: *nftables.ChainHookInput, policy: nftables.ChainPolicyAccept}
 	input.rules = append([]ruleSpec{{
 		text:  `iif "lo" accept`,
 		exprs: append(metaEq(expr.MetaKeyIIF, binaryutil.NativeEndian.PutUint32(ifindexLo)), verdict(expr.VerdictAccept)),
 	}}, guardRules(tcpDportWeb, "tcp dport @"+SetPorts)...)
-	forward := chainSpec{name: ChainForward, hook: *nftables.ChainHookForward, policy: nftables.ChainPolicyAccept}
-	forward.rules = guardRules(dnatToWeb, "meta l4proto tcp ct direction original ct status dnat ct original proto-dst @"+SetPorts)
-	return []chainSpec{input, forward}
+	forward = chainSpec{name: ChainForward, hook: *nftables.ChainHookForward, policy: nftables.ChainPolicyAccept}
+	forward.rules = guardRules(dnatToWeb, "meta l4proto tcp"+dnatText)
+	return input, forward
 }
 
 // setSpec is one of cfguard's sets as it must be in the kernel.

@@ -33,12 +33,16 @@ func realDeps(ctx context.Context, cfg Config, logger *slog.Logger) (deps, []rep
 			return deps{}, nil, &Error{Err: err}
 		}
 		d.api = c
+		if cfg.ZoneCache != nil {
+			d.api = cachedAPI{api: c, cache: cfg.ZoneCache}
+		}
 	}
 	if !cfg.NoBackend {
 		d.discoverUpstream = func(ctx context.Context, readTimeout time.Duration) (upstream, []report.Finding, error) {
 			a, fs, err := backend.Discover(ctx, backend.Options{
-				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig,
+				NginxConfig: cfg.NginxConfig, ApacheConfig: cfg.ApacheConfig, FPMConfigs: cfg.FPMConfigs,
 				Since: cfg.Since, Timeout: cfg.Timeout, CloudflareReadTimeout: readTimeout,
+				Cloudflare: cfg.Cloudflare, // the list the real-IP check wants trusted
 			})
 			if err != nil || a == nil {
 				return nil, fs, err

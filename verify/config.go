@@ -59,12 +59,21 @@ type Config struct {
 	// NginxConfig, ApacheConfig override the discovery of the web server's
 	// configuration.
 	NginxConfig, ApacheConfig string
+	// FPMConfigs are php-fpm.conf files to read besides those of the running
+	// masters and Debian's /etc/php/*/fpm/php-fpm.conf.
+	FPMConfigs []string
 	// Concurrency bounds the probes in flight (default 32).
 	Concurrency int
 	// Cloudflare are Cloudflare's ranges (fresh, the sync cache, or built in).
 	Cloudflare []netip.Prefix
 	// NoBackend skips the analysis behind the web server.
 	NoBackend bool
+	// Progress, when set, is called after each path is walked with the
+	// number done and the total; calls never overlap.
+	Progress func(done, total int)
+	// ZoneCache, when set, keeps the API's answers between runs for its
+	// TTL (cfguard watch); nil reads the API on every run.
+	ZoneCache *ZoneCache
 }
 
 // Error is returned by Run when verify could not run at all (the token is

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -72,6 +73,7 @@ type fakeProbe struct {
 	mu                    sync.Mutex
 	outcomes              map[string]report.Outcome
 	certReq               map[string]bool // tls keys where the origin asks for a client certificate
+	notAfter              time.Time       // the served leaf's expiry, when set
 	calls                 map[string]int  // by stage
 	delay                 time.Duration   // each listener and http call takes this long
 	inFlight, maxInFlight int
@@ -136,6 +138,9 @@ func (f *fakeProbe) TLS(_ context.Context, t probe.Target) probe.TLSResult {
 	r := probe.TLSResult{Outcome: o, ClientCertRequested: req}
 	if !o.Fail {
 		r.State = &tls.ConnectionState{}
+		if !f.notAfter.IsZero() {
+			r.State.PeerCertificates = []*x509.Certificate{{NotAfter: f.notAfter}}
+		}
 	}
 	return r
 }

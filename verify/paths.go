@@ -94,6 +94,8 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 	out := make([]report.Path, len(jobs))
 	sem := make(chan struct{}, r.cfg.concurrency())
 	var wg sync.WaitGroup
+	var pmu sync.Mutex
+	done := 0
 	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
@@ -105,6 +107,12 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 			}
 			defer func() { <-sem }()
 			out[i] = r.walk(ctx, j)
+			if r.cfg.Progress != nil {
+				pmu.Lock()
+				done++
+				r.cfg.Progress(done, len(jobs))
+				pmu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
@@ -179,6 +187,10 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 			return acc.finish(p)
 		}
 		if t.SSLMode == ModeStrict || t.SSLMode == ModeOriginPull {
+			if cs := tr.State; cs != nil && len(cs.PeerCertificates) > 0 {
+				na := cs.PeerCertificates[0].NotAfter.UTC()
+				p.CertificateNotAfter = &na
+			}
 			acc.add(r.d.probe.Certificate(t, tr.State, r.d.now()))
 			if acc.failed() {
 				return acc.finish(p)

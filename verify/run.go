@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +97,9 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 		}
 		entries = r.entriesFromZones(ctx, zds)
 		if len(cfg.Hostnames) > 0 {
-			r.missingHostnames(entries, zds)
+			if err := r.missingHostnames(entries, zds); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		entries, err = r.entriesWithoutAPI()
@@ -144,9 +147,12 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 	return rep, nil
 }
 
-// missingHostnames says which --hostname names no proxied record of the
-// zones read.
-func (r *runner) missingHostnames(entries []entry, zds []zoneData) {
+// missingHostnames refuses the run when a --hostname leads to no path:
+// verify could not check what it was asked to (exit 3), rather than
+// reporting "no path to check" as if all were well. The reason says
+// whether the name is in no zone read, in a paused zone, or in a zone
+// without a proxied record for it.
+func (r *runner) missingHostnames(entries []entry, zds []zoneData) error {
 	have := map[string]bool{}
 	for _, e := range entries {
 		have[e.hostname] = true
@@ -158,16 +164,59 @@ func (r *runner) missingHostnames(entries []entry, zds []zoneData) {
 		}
 	}
 	r.mu.Unlock()
+	var problems []string
 	for _, h := range r.cfg.Hostnames {
 		h = normName(h)
 		if h == "" || have[h] {
 			continue
 		}
 		have[h] = true
-		r.addFinding(report.Finding{Severity: report.SeverityWarning, Hostname: h,
-			Message: fmt.Sprintf("%s has no proxied A, AAAA or CNAME record in the zones read: Cloudflare does not proxy it to this origin", h),
-			Fix:     "Check the name and the zone (--zone), and that its record is proxied (orange cloud)."})
+		zd := zoneOf(h, zds)
+		switch {
+		case zd == nil && len(r.cfg.Zones) > 0:
+			problems = append(problems, fmt.Sprintf("%s: in none of the zones read (%s)", h, zoneNames(zds)))
+		case zd == nil:
+			problems = append(problems, fmt.Sprintf("%s: not in any zone the API token reads (%s)", h, zoneNames(zds)))
+		case zd.zone.Paused:
+			problems = append(problems, fmt.Sprintf("%s: zone %s is paused, Cloudflare does not proxy it", h, zd.zone.Name))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: no proxied A, AAAA or CNAME record in zone %s", h, zd.zone.Name))
+		}
 	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return cannotRun("cannot check %s; check the name and the zone (--zone), that the token may read the zone (%s), and that the record is proxied (orange cloud)",
+		strings.Join(problems, "; "), cloudflare.PermZoneRead)
+}
+
+// zoneOf returns the zone read whose name is h or a parent of h (the
+// longest such), or nil.
+func zoneOf(h string, zds []zoneData) *zoneData {
+	var best *zoneData
+	for i := range zds {
+		z := normName(zds[i].zone.Name)
+		if (h == z || strings.HasSuffix(h, "."+z)) && (best == nil || len(z) > len(best.zone.Name)) {
+			best = &zds[i]
+		}
+	}
+	return best
+}
+
+// zoneNames lists the zones read for a message: at most five.
+func zoneNames(zds []zoneData) string {
+	if len(zds) == 0 {
+		return "it reads none"
+	}
+	var names []string
+	for i, zd := range zds {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(zds)-5))
+			break
+		}
+		names = append(names, zd.zone.Name)
+	}
+	return "zones: " + strings.Join(names, ", ")
 }
 
 // isNotFound reports whether a resolution error means the name does not exist.

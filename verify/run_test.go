@@ -280,13 +280,12 @@ func TestRunPaths(t *testing.T) {
 			},
 		},
 		{
-			name: "hostname filter, and a hostname with no record",
+			name: "hostname filter",
 			setup: func(f *fixture) {
 				f.api.zones = []fakeZone{zoneWith("example.com", always, a("www.example.com", "192.0.2.1"), a("api.example.com", "192.0.2.1"))}
-				f.cfg.Hostnames = []string{"WWW.example.com.", "nope.example.com"}
+				f.cfg.Hostnames = []string{"WWW.example.com."}
 			},
-			want:     []string{"www.example.com A 192.0.2.1 443/https ok 200 http"},
-			findings: []string{"warning: nope.example.com has no proxied A, AAAA or CNAME record"},
+			want: []string{"www.example.com A 192.0.2.1 443/https ok 200 http"},
 		},
 		{
 			name: "client certificate demanded: fails when tls_client_auth is off, cannot tell when on",
@@ -438,6 +437,79 @@ func TestCannotRun(t *testing.T) {
 			}
 			if d := cmp.Diff(tt.want, err.Error()); d != "" {
 				t.Errorf("message (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var recs []cloudflare.Record
+	for i := range 50 {
+		recs = append(recs, a(fmt.Sprintf("h%03d.example.com", i), "192.0.2.1"))
+	}
+	f := newFixture(zoneWith("example.com", strictSettings(), recs...))
+	var calls, last, lastTotal int
+	inCall := false
+	f.cfg.Progress = func(done, total int) {
+		if inCall {
+			t.Error("Progress calls overlap")
+		}
+		inCall = true
+		defer func() { inCall = false }()
+		calls++
+		if done != last+1 {
+			t.Errorf("done went from %d to %d", last, done)
+		}
+		last, lastTotal = done, total
+	}
+	rep := f.run(t)
+	if calls != rep.Summary.Paths || last != rep.Summary.Paths || lastTotal != rep.Summary.Paths {
+		t.Errorf("%d calls, last %d/%d; want %d calls ending at %d/%d", calls, last, lastTotal, rep.Summary.Paths, rep.Summary.Paths, rep.Summary.Paths)
+	}
+}
+
+// A --hostname that leads to no path is "could not check" (exit 3), never
+// "no path to check" (exit 0, which a monitor reads as healthy).
+func TestHostnameNotChecked(t *testing.T) {
+	always := cloudflare.Settings{SSL: ModeFull, AlwaysUseHTTPS: true}
+	dnsOnly := a("grey.example.com", "192.0.2.1")
+	dnsOnly.Proxied = false
+	paused := zoneWith("paused.example", always, a("www.paused.example", "192.0.2.1"))
+	paused.zone.Paused = true
+	zones := []fakeZone{zoneWith("example.com", always, a("www.example.com", "192.0.2.1"), dnsOnly), paused}
+	const fix = "; check the name and the zone (--zone), that the token may read the zone (Zone:Read), and that the record is proxied (orange cloud)"
+	for _, tt := range []struct {
+		name      string
+		hostnames []string
+		zones     []string
+		want      string
+	}{
+		{"in no zone the token reads", []string{"www.example.org"}, nil,
+			"cannot check www.example.org: not in any zone the API token reads (zones: example.com, paused.example)" + fix},
+		{"in none of the zones named", []string{"www.paused.example"}, []string{"example.com"},
+			"cannot check www.paused.example: in none of the zones read (zones: example.com)" + fix},
+		{"not proxied", []string{"grey.example.com"}, nil,
+			"cannot check grey.example.com: no proxied A, AAAA or CNAME record in zone example.com" + fix},
+		{"no record at all, beside one that is fine", []string{"www.example.com", "nope.example.com"}, nil,
+			"cannot check nope.example.com: no proxied A, AAAA or CNAME record in zone example.com" + fix},
+		{"paused zone", []string{"www.paused.example"}, nil,
+			"cannot check www.paused.example: zone paused.example is paused, Cloudflare does not proxy it" + fix},
+		{"a suffix that is not a parent zone", []string{"notexample.com"}, nil,
+			"cannot check notexample.com: not in any zone the API token reads (zones: example.com, paused.example)" + fix},
+		{"two names", []string{"a.example.org", "b.example.net"}, nil,
+			"cannot check a.example.org: not in any zone the API token reads (zones: example.com, paused.example); b.example.net: not in any zone the API token reads (zones: example.com, paused.example)" + fix},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(zones...)
+			f.cfg.Hostnames, f.cfg.Zones = tt.hostnames, tt.zones
+			d := deps{api: f.api, probe: f.probe, firewall: f.fw, upstream: f.up, host: f.host, resolver: f.resolver, now: time.Now}
+			rep, err := run(context.Background(), f.cfg, d, nil, nil)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("run = %v, %v; want a *verify.Error", rep, err)
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("message (-want +got):\n%s", diff)
 			}
 		})
 	}

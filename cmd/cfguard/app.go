@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,13 +10,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 // Defaults of the settings shared by every command (flag, environment variable).
@@ -44,35 +45,46 @@ type globals struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	logger    *slog.Logger
+
+	quiet      *quietOutput // --quiet: stdout held back, printed only on failure
+	realStdout io.Writer
 }
 
 func newApp(stdout, stderr io.Writer) *cli.Command {
+	app, _ := newAppGlobals(stdout, stderr)
+	return app
+}
+
+// newAppGlobals is newApp that also returns the settings the commands share
+// (main needs them to finish --quiet).
+func newAppGlobals(stdout, stderr io.Writer) (*cli.Command, *globals) {
 	g := &globals{stdout: stdout, stderr: stderr}
 	app := &cli.Command{
 		Name:  "cfguard",
 		Usage: "keep this origin reachable from Cloudflare and nobody else, and explain every 52x",
 		Description: "Every setting is a flag and an environment variable, so that a systemd\n" +
 			"EnvironmentFile=/etc/default/cfguard configures any command.\n\n" +
-			"Exit codes: 0 done (changed or already up to date), 1 the operation failed and\n" +
-			"the firewall was left exactly as it was (status: not protected; verify: a path\n" +
-			"would fail), 2 usage error, 3 verify could not run.",
-		Version:               version,
-		Writer:                stdout,
-		ErrWriter:             stderr,
-		EnableShellCompletion: true,
-		ConfigureShellCompletionCommand: func(c *cli.Command) {
-			c.Hidden = false
-			c.Usage = "print a shell completion script: bash, zsh or fish"
-		},
-		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+			"Exit codes: 0 done: the kernel holds the list (changed or already up to date),\n" +
+			"1 the operation failed and the firewall and the cache were left as they were,\n" +
+			"unless the message says what changed (status: not protected, or the last sync\n" +
+			"is older than --max-age; verify: a path would fail), 2 usage error, 3 could not\n" +
+			"run (verify: token refused, API unreachable; any kernel command without root).",
+		Version:                         version,
+		Writer:                          stdout,
+		ErrWriter:                       stderr,
+		EnableShellCompletion:           true,
+		ConfigureShellCompletionCommand: configureCompletion,
+		ArgValidator:                    checkArgs,
+		ExitErrHandler:                  func(context.Context, *cli.Command, error) {},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "api-url", Value: defaultAPIURL, Sources: cli.EnvVars("CFGUARD_API_URL"), Usage: "Cloudflare API base URL", Destination: &g.apiURL},
 			&cli.StringFlag{Name: "api-token", Sources: cli.EnvVars("CLOUDFLARE_API_TOKEN"), Usage: "Cloudflare API token (verify only; sync needs none)", Destination: &g.tokenFlag},
 			&cli.StringFlag{Name: "api-token-file", Sources: cli.EnvVars("CFGUARD_API_TOKEN_FILE"), Usage: "file holding the API token (systemd: LoadCredential=" + credentialName + ":…)", Destination: &g.tokenFile},
 			&cli.StringFlag{Name: "state-dir", Value: defaultStateDir, Sources: cli.EnvVars("CFGUARD_STATE_DIR", "STATE_DIRECTORY"), Usage: "where the last good list and the lock live", Destination: &g.stateDir},
-			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "TCP ports only Cloudflare may reach, comma-separated"},
+			&cli.StringFlag{Name: "ports", Value: defaultPorts, Sources: cli.EnvVars("CFGUARD_PORTS"), Usage: "web ports, comma-separated: TCP to them answers only Cloudflare, UDP to them nobody (never 22 or a port sshd uses, unless sync/restore --guard-ssh-port names it)"},
 			&cli.StringFlag{Name: "table", Value: defaultTable, Sources: cli.EnvVars("CFGUARD_TABLE"), Usage: "name of cfguard's own table (family inet)", Destination: &g.table},
-			&cli.BoolFlag{Name: "debug", Sources: cli.EnvVars("CFGUARD_DEBUG"), Usage: "log what cfguard does to stderr", Destination: &g.debug},
+			&cli.BoolFlag{Name: "debug", Sources: envBools("CFGUARD_DEBUG"), Usage: "log what cfguard does to stderr", Destination: &g.debug},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Sources: envBools("CFGUARD_QUIET"), Usage: "print nothing when the command succeeds (for cron); on failure, everything"},
 		},
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
 			return ctx, g.parse(cmd)
@@ -96,8 +108,10 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 	for _, c := range extraCommands {
 		app.Commands = append(app.Commands, c(g))
 	}
+	addMetricsFile(app, g)
 	markUsageErrors(app)
-	return app
+	requireNetAdmin(app)
+	return app, g
 }
 
 // extraCommands lets a command live in its own file and register itself
@@ -107,14 +121,12 @@ var extraCommands []func(*globals) *cli.Command
 // markUsageErrors makes every flag-parsing error exit with code 2.
 func markUsageErrors(c *cli.Command) {
 	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
-		return usageErr(fmt.Errorf("%s: %w (see %s --help)", cmd.Name, err, cmd.FullName()))
+		return usageErr(describeUsageError(cmd, err))
 	}
 	for _, sub := range c.Commands {
 		markUsageErrors(sub)
 	}
 }
-
-var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 
 func (g *globals) parse(cmd *cli.Command) error {
 	level := slog.LevelWarn
@@ -122,16 +134,23 @@ func (g *globals) parse(cmd *cli.Command) error {
 		level = slog.LevelDebug
 	}
 	g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-	if !tableName.MatchString(g.table) {
-		return usageErr(fmt.Errorf("--table %q: use letters, digits, _ and - (at most 64, starting with a letter)", g.table))
+	if cmd.Bool("quiet") && g.quiet == nil {
+		g.quiet, g.realStdout = &quietOutput{}, g.stdout
+		g.stdout = g.quiet
+	}
+	if err := checkTable(g.table); err != nil {
+		return usageErr(err)
+	}
+	if err := checkStateDir(g.stateDir); err != nil {
+		return usageErr(err)
 	}
 	ports, err := parsePorts(cmd.String("ports"))
 	if err != nil {
 		return usageErr(err)
 	}
 	g.ports = ports
-	if !strings.HasPrefix(g.apiURL, "https://") && !strings.HasPrefix(g.apiURL, "http://") {
-		return usageErr(fmt.Errorf("--api-url %q: want an http(s) URL", g.apiURL))
+	if err := checkAPIURL(g.apiURL); err != nil {
+		return usageErr(err)
 	}
 	if !filepath.IsAbs(g.stateDir) {
 		abs, err := filepath.Abs(g.stateDir)
@@ -181,7 +200,13 @@ func parseAllow(vals []string) ([]netip.Prefix, error) {
 				if aerr != nil {
 					return nil, fmt.Errorf("--allow %q: not an address or CIDR", f)
 				}
+				if err := checkAllowAddr(f, a, a.BitLen()); err != nil {
+					return nil, err
+				}
 				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if err := checkAllowAddr(f, p.Addr(), p.Bits()); err != nil {
+				return nil, err
 			}
 			if p.Bits() == 0 {
 				return nil, fmt.Errorf("--allow %q would let everyone in; to stop guarding, run `cfguard remove`", f)
@@ -234,12 +259,35 @@ func (g *globals) guard() guard.Config {
 	}
 }
 
+// jsonSchemaVersion is the version of the JSON every command prints
+// (docs/json.md lists the fields). It changes only when a field is removed,
+// renamed or changes meaning; new fields may appear without a change.
+const jsonSchemaVersion = 1
+
+// printJSON prints v, a struct, as an indented JSON object whose first field
+// is "schema_version", with the control and format characters encoding/json
+// leaves raw escaped (textsafe.JSON).
 func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("internal error: JSON output is not an object")
+	}
+	head := fmt.Sprintf(`{"schema_version":%d`, jsonSchemaVersion)
+	if len(b) > 2 {
+		head += ","
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, append([]byte(head), b[1:]...), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = g.stdout.Write(textsafe.JSON(out.Bytes()))
+	return err
 }
 
 func (g *globals) warn(msg string) {
-	fmt.Fprintln(g.stderr, "cfguard: warning: "+msg)
+	fmt.Fprintln(g.stderr, "cfguard: warning: "+textsafe.String(msg))
 }

@@ -381,6 +381,12 @@ func TestUsageErrors(t *testing.T) {
 		{"sync", "--allow", "not-an-address"},
 		{"sync", "--allow", "0.0.0.0/0"},
 		{"ranges", "--format", "xml"},
+		{"sync", "--allow", "::ffff:192.0.2.1"},
+		{"sync", "--allow", "fe80::1%veth0"},
+		{"sync", "extra"},
+		{"restore", "extra"},
+		{"--state-dir", "", "sync"},
+		{"synk"},
 	} {
 		out, errOut, code := s.cfguard(args...)
 		if code != 2 {

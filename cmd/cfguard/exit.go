@@ -7,10 +7,10 @@ import (
 
 // Exit codes, documented in the README and in `cfguard --help`.
 const (
-	exitOK       = 0 // done (changed or already up to date); verify: no path would fail
-	exitFailed   = 1 // the operation failed and the firewall was left exactly as it was; verify: a path would fail; status: not protected
+	exitOK       = 0 // done: the kernel holds the list (changed or already up to date), also when SIGTERM came once the transaction had begun; verify: no path would fail
+	exitFailed   = 1 // the operation failed and the firewall and the cache were left exactly as they were (sync, restore, remove); verify: a path would fail; status: not protected, or the last good sync is older than --max-age
 	exitUsage    = 2 // a bad flag or argument
-	exitCannotGo = 3 // verify could not run (token refused, API unreachable)
+	exitCannotGo = 3 // could not run: verify (token refused, API unreachable or oversized, a --hostname in no zone read), a kernel command without CAP_NET_ADMIN
 )
 
 // exitError carries an exit code. Its message may be empty when the command

@@ -6,17 +6,31 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := newApp(os.Stdout, os.Stderr).Run(ctx, os.Args)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs the command line and returns the exit code. The error, if any,
+// is one line on stderr with every control character escaped (it may quote
+// the API, a hostname or a file). Under --quiet, what the command held back
+// is printed only when it failed.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app, g := newAppGlobals(stdout, stderr)
+	err := app.Run(ctx, args)
+	finishQuiet(g, err)
 	if err != nil && err.Error() != "" {
-		fmt.Fprintln(os.Stderr, "cfguard: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, "cfguard: "+textsafe.String(oneLine(err.Error())))
 	}
-	os.Exit(exitCode(err))
+	return exitCode(err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 // interactiveFetchTimeout bounds the fetch of Cloudflare's ranges when a
@@ -22,20 +23,22 @@ func rangesCommand(g *globals) *cli.Command {
 		Name:  "ranges",
 		Usage: "print Cloudflare's ranges: fresh, else cached, else built-in (saying which on stderr)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "plain", Usage: "plain, json or nft"},
+			&cli.StringFlag{Name: "format", Value: "plain", Usage: "plain, json, nft, nginx (set_real_ip_from) or apache (RemoteIPTrustedProxy)"},
 			&cli.BoolFlag{Name: "offline", Usage: "do not fetch: cached, else built-in"},
 			chinaFlag(),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			format := cmd.String("format")
-			if format != "plain" && format != "json" && format != "nft" {
-				return usageErr(fmt.Errorf("--format %q: want plain, json or nft", format))
+			if format != "plain" && format != "json" && format != "nft" && !isRealIPFormat(format) {
+				return usageErr(fmt.Errorf("--format %q: want plain, json, nft, nginx or apache", format))
 			}
 			list, note := currentRanges(ctx, g, cmd.Bool("offline"), cmd.Bool("china"))
-			fmt.Fprintln(g.stderr, "cfguard: "+note)
+			fmt.Fprintln(g.stderr, "cfguard: "+textsafe.String(note))
 			switch format {
 			case "json":
 				return g.printJSON(list)
+			case "nginx", "apache":
+				return g.printRealIPFile(format, list)
 			case "nft":
 				v4, v6 := split(list.All())
 				fmt.Fprintf(g.stdout, "define CLOUDFLARE_IPV4 = { %s }\n", join(v4))

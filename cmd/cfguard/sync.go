@@ -6,7 +6,9 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/cfguard/cfguard/cfranges"
 	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
 
 func allowFlag() cli.Flag {
@@ -14,7 +16,12 @@ func allowFlag() cli.Flag {
 }
 
 func chinaFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "china", Sources: cli.EnvVars("CFGUARD_CHINA"), Usage: "also allow Cloudflare's China Network (JD Cloud) ranges"}
+	return &cli.BoolFlag{Name: "china", Sources: envBools("CFGUARD_CHINA"), Usage: "also allow Cloudflare's China Network (JD Cloud) ranges"}
+}
+
+func guardSSHFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "guard-ssh-port", Sources: cli.EnvVars("CFGUARD_GUARD_SSH_PORTS"),
+		Usage: "guard this port although SSH uses it (22, sshd listens on it, or this session came in on it): SSH on it then answers only Cloudflare (repeatable; env: comma-separated)"}
 }
 
 func jsonFlag() cli.Flag {
@@ -27,21 +34,35 @@ func syncCommand(g *globals) *cli.Command {
 		Usage: "fetch Cloudflare's ranges and apply them in one transaction (run by the timer)",
 		Description: "The whole answer is validated before anything is touched; a bad, empty or\n" +
 			"half answer changes nothing (exit 1). A list that drops more than half of the\n" +
-			"installed ranges is refused unless --force.",
-		Flags: []cli.Flag{
+			"installed ranges, or covers more than 4 times the addresses of the installed\n" +
+			"(or built-in) list, is refused unless --force. The cache is written before the\n" +
+			"firewall is touched (a full disk changes nothing); once the transaction is\n" +
+			"sent, SIGTERM waits for it, and the exit code says what the kernel holds.\n\n" +
+			"With --nginx-realip-file / --apache-realip-file the firewall goes first; then\n" +
+			"each file is rewritten only when the ranges in it change, tested (nginx -t,\n" +
+			"apachectl configtest) and the server reloaded. A rejected file is put back\n" +
+			"(exit 1; the firewall stays updated). restore never touches these files.",
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
 			chinaFlag(),
 			allowFlag(),
-			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges"},
+			&cli.BoolFlag{Name: "force", Usage: "accept a list that drops more than half of the installed ranges, or grows more than 4 times"},
+			guardSSHFlag(),
 			jsonFlag(),
-		},
+		}, realIPFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
 				return err
 			}
 			cfg.DryRun, cfg.Force = cmd.Bool("dry-run"), cmd.Bool("force")
+			if cfg.RealIP, err = realIPConfig(cmd); err != nil {
+				return err
+			}
 			res, err := guard.Sync(ctx, cfg)
+			for _, w := range res.Warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}
@@ -57,7 +78,7 @@ func restoreCommand(g *globals) *cli.Command {
 		Description: "Uses the cache written by the last successful sync; with no usable cache,\n" +
 			"the copy of Cloudflare's ranges built into this binary (with a warning).",
 		// No --china: the cache holds whatever the last sync fetched.
-		Flags: []cli.Flag{allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, jsonFlag()},
+		Flags: []cli.Flag{allowFlag(), &cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"}, guardSSHFlag(), jsonFlag()},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := applyConfig(g, cmd)
 			if err != nil {
@@ -82,7 +103,20 @@ func applyConfig(g *globals, cmd *cli.Command) (guard.Config, error) {
 	if err != nil {
 		return cfg, usageErr(err)
 	}
+	// Each --allow passed on its own; together they must not cover more
+	// than a /8 (IPv4) or /16 (IPv6) either: 0.0.0.0/1 + 128.0.0.0/1 is
+	// everyone.
+	if err := cfranges.CheckMerged("the --allow sources", allow); err != nil {
+		return cfg, usageErr(err)
+	}
 	cfg.Allow = allow
+	for _, v := range cmd.StringSlice("guard-ssh-port") {
+		ports, err := parsePorts(v)
+		if err != nil {
+			return cfg, usageErr(fmt.Errorf("--guard-ssh-port %q: want ports 1-65535, comma-separated", v))
+		}
+		cfg.GuardSSHPorts = append(cfg.GuardSSHPorts, ports...)
+	}
 	if cmd.IsSet("china") {
 		cfg.China = cmd.Bool("china")
 	}
@@ -93,7 +127,8 @@ func (g *globals) printResult(cmd *cli.Command, res guard.Result) error {
 	if cmd.Bool("json") {
 		return g.printJSON(res)
 	}
-	fmt.Fprintln(g.stdout, "cfguard: "+res.Summary())
+	fmt.Fprintln(g.stdout, "cfguard: "+textsafe.String(res.Summary()))
+	g.printRealIP(res)
 	if res.DryRun {
 		for _, p := range res.Added {
 			fmt.Fprintf(g.stdout, "  + %s\n", p)
@@ -113,7 +148,10 @@ func removeCommand(g *globals) *cli.Command {
 		Name:  "remove",
 		Usage: "delete cfguard's own table (and nothing else); the web ports are open to all again",
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			existed, err := guard.Remove(ctx, g.guard())
+			existed, warnings, err := guard.Remove(ctx, g.guard())
+			for _, w := range warnings {
+				g.warn(w)
+			}
 			if err != nil {
 				return failed(err)
 			}

@@ -28,7 +28,8 @@ func verifyCommand(g *globals) *cli.Command {
 		Description: "With an API token (--api-token-file, CLOUDFLARE_API_TOKEN; Zone:Read, Zone Settings:Read,\n" +
 			"DNS:Read) every zone the token reads, or --zone; without one, --hostname and --ssl-mode with\n" +
 			"this host's own addresses. Exit codes: 0 no path would fail, 1 at least one would,\n" +
-			"2 usage error, 3 verify could not run.",
+			"2 usage error, 3 verify could not run (token refused, API unreachable or answering\n" +
+			"garbage, a --hostname with no proxied record in the zones the token reads).",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "zone", Usage: "check only this zone (repeatable)"},
 			&cli.StringSliceFlag{Name: "hostname", Usage: "check only this hostname; without a token, the hostnames to check (repeatable)"},
@@ -38,6 +39,7 @@ func verifyCommand(g *globals) *cli.Command {
 			&cli.DurationFlag{Name: "since", Value: defaultSince, Usage: "how far back to read the web server's and the kernel's logs"},
 			&cli.StringFlag{Name: "nginx-config", Usage: "nginx's main configuration file (default: that of the running nginx)"},
 			&cli.StringFlag{Name: "apache-config", Usage: "Apache's main configuration file (default: that of the running httpd)"},
+			&cli.StringSliceFlag{Name: "fpm-config", Usage: "a php-fpm.conf to read besides the running pools' and /etc/php/*/fpm's (repeatable)"},
 			&cli.IntFlag{Name: "concurrency", Value: verify.DefaultConcurrency, Usage: "probes at once"},
 			jsonFlag(),
 		},
@@ -46,14 +48,24 @@ func verifyCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := verify.Run(ctx, cfg, g.logger)
-			if err != nil {
-				return cannotRun(err)
+			var progress *progressLine
+			if !cmd.Bool("json") && g.quiet == nil && colorOutput(g.stderr, os.Getenv) {
+				progress = &progressLine{w: g.stderr, now: time.Now}
+				cfg.Progress = progress.update
 			}
+			rep, err := verify.Run(ctx, cfg, g.logger)
+			noteReport(ctx, rep)
+			if progress != nil {
+				progress.clear()
+			}
+			if err != nil {
+				return redactErr(cannotRun(err), cfg.Token)
+			}
+			out := redactingWriter(g.stdout, cfg.Token)
 			if cmd.Bool("json") {
-				err = report.WriteJSON(g.stdout, rep)
+				err = report.WriteJSON(out, rep)
 			} else {
-				err = report.WriteText(g.stdout, rep, colorOutput(g.stdout, os.Getenv))
+				err = report.WriteText(out, rep, colorOutput(g.stdout, os.Getenv))
 			}
 			if err != nil {
 				return err
@@ -83,6 +95,7 @@ func (g *globals) verifyConfig(ctx context.Context, cmd *cli.Command) (verify.Co
 		Since:        cmd.Duration("since"),
 		NginxConfig:  cmd.String("nginx-config"),
 		ApacheConfig: cmd.String("apache-config"),
+		FPMConfigs:   cmd.StringSlice("fpm-config"),
 		Concurrency:  int(cmd.Int("concurrency")),
 	}
 	if cfg.SSLMode != "" && !verify.ValidSSLMode(cfg.SSLMode) {
@@ -102,8 +115,8 @@ func (g *globals) verifyConfig(ctx context.Context, cmd *cli.Command) (verify.Co
 	}
 	for _, s := range splitList(cmd.StringSlice("origin-ip")) {
 		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return cfg, usageErr(fmt.Errorf("--origin-ip %q: not an IP address", s))
+		if err != nil || a.Zone() != "" {
+			return cfg, usageErr(fmt.Errorf("--origin-ip %q: not an IP address (without a %%zone)", clip(s)))
 		}
 		cfg.OriginIPs = append(cfg.OriginIPs, a.Unmap())
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,6 +142,76 @@ func TestVerifyCommand(t *testing.T) {
 	} {
 		if _, errOut, code := v.verify("", args...); code != 2 {
 			t.Errorf("verify %v: exit %d, want 2 (stderr %q)", args, code, errOut)
+		}
+	}
+}
+
+// A --hostname that leads to no path is "could not check" (exit 3) with
+// the reason, never "no path to check" with exit 0.
+func TestVerifyHostnameNotFound(t *testing.T) {
+	v := newVerifySite(t)
+	for _, tt := range []struct{ name, want string }{
+		{"www.example.org", "cfguard: cannot check www.example.org: not in any zone the API token reads (zones: example.com); check the name"},
+		{"direct.example.com", "cfguard: cannot check direct.example.com: no proxied A, AAAA or CNAME record in zone example.com; check the name"},
+	} {
+		out, errOut, code := v.verify(cfapitest.DefaultToken, "--hostname", tt.name, "--timeout", "3s")
+		if code != 3 || !strings.HasPrefix(errOut, tt.want) || out != "" {
+			t.Errorf("--hostname %s: exit %d, stdout %q, stderr %q; want exit 3 and %q", tt.name, code, out, errOut, tt.want)
+		}
+	}
+}
+
+// Names from the API with terminal controls in them are printed escaped in
+// text and stay exact in JSON.
+func TestVerifyEscapesAPIText(t *testing.T) {
+	v := newVerifySite(t)
+	const evil = "evil\x1b]0;pwned\x07\u202e.example.com"
+	v.api.AddRecord(v.api.AddZone("evil.example", map[string]any{"ssl": "flexible"}), "A", evil, "192.0.2.1", true)
+	out, _, _ := v.verify(cfapitest.DefaultToken, "--timeout", "3s")
+	if c := rawControls(out); c != "" || !strings.Contains(out, `evil\x1b]0;pwned\x07\u202e.example.com`) {
+		t.Errorf("text report: %q raw, or the escaped name missing:\n%s", c, out)
+	}
+	out, _, _ = v.verify(cfapitest.DefaultToken, "--json", "--timeout", "3s")
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rawControls(out) != "" {
+		t.Fatalf("JSON report: %v, raw %q\n%s", err, rawControls(out), out)
+	}
+	found := false
+	for _, p := range rep.Paths {
+		found = found || p.Hostname == evil
+	}
+	if !found {
+		t.Errorf("JSON report lost the exact hostname %q:\n%s", evil, out)
+	}
+}
+
+// A 300 MB answer from the API: one error, exit 3, and the process stays
+// small (it once took 1.4 GB). Peak RSS is a measure of memory, not time.
+func TestVerifyHugeAnswer(t *testing.T) {
+	v := newVerifySite(t)
+	seen := v.api.SetOversize("/zones", 300<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := v.origin.Command(ctx, cfguardBin, "--state-dir", v.state, "--api-url", v.api.URL, "verify")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("exit: %v, want 3; stderr %q", err, errb.String())
+	}
+	if want := "cfguard: cannot list zones: Cloudflare answered more than 16 MiB in one answer"; !strings.HasPrefix(errb.String(), want) {
+		t.Errorf("stderr %q, want %q…", errb.String(), want)
+	}
+	if o := <-seen; o.Complete {
+		t.Errorf("the stand-in sent all %d bytes: the read did not stop", o.Sent)
+	}
+	// ip netns exec runs cfguard as its child; Maxrss covers the children waited for.
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		t.Logf("peak RSS %d MiB", ru.Maxrss>>10)
+		if ru.Maxrss>>10 > 200 {
+			t.Errorf("peak RSS %d MiB reading a 300 MiB answer, want far less than the answer", ru.Maxrss>>10)
 		}
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -33,8 +35,17 @@ const (
 	metricsShutdown = 2 * time.Second
 )
 
-// newRecoverer connects to systemd for --recover. The D-Bus implementation
-// lives in systemd/recovery; it plugs in here.
+// newRecoverer connects to systemd for --recover; nil in a build without
+// the D-Bus implementation (then --recover refuses to start). With
+// systemd/recovery.New it is:
+//
+//	newRecoverer = func(ctx context.Context) (recovery.Recoverer, func(), error) {
+//		s, err := recovery.New(ctx)
+//		if err != nil {
+//			return nil, nil, err
+//		}
+//		return s, s.Close, nil
+//	}
 var newRecoverer func(ctx context.Context) (recovery.Recoverer, func(), error)
 
 func watchCommand(g *globals) *cli.Command {
@@ -43,13 +54,15 @@ func watchCommand(g *globals) *cli.Command {
 		Usage: "watch this origin continuously: backends, listeners, error and kernel logs, the guard; serve Prometheus metrics; bring a dead or hung backend back with --recover",
 		Description: "Runs until stopped (systemd: cfguard-watch.service, Type=notify with a watchdog).\n" +
 			"Without an API token it watches the backends the web server configuration names;\n" +
-			"with one (or --hostname and --ssl-mode) it also runs the full verify every --full-every.\n" +
+			"with one (or --hostname and --ssl-mode) it also walks every path from Cloudflare (the full\n" +
+			"verify) every --paths-every, reading the API every --full-every and its cached answers between.\n" +
 			"Recovery is off unless --recover or CFGUARD_RECOVER=yes: then a backend down twice in a\n" +
 			"row, or hung (--hung-after probes in a row time out, or its pool is saturated), is\n" +
 			"restarted through systemd after its configuration test passes, rate-limited per unit.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: watch.DefaultInterval, Sources: cli.EnvVars("CFGUARD_WATCH_INTERVAL"), Usage: "between rounds of fast checks"},
-			&cli.DurationFlag{Name: "full-every", Value: watch.DefaultFullEvery, Sources: cli.EnvVars("CFGUARD_WATCH_FULL_EVERY"), Usage: "between full verify runs and rediscoveries of the web servers"},
+			&cli.DurationFlag{Name: "full-every", Value: watch.DefaultFullEvery, Sources: cli.EnvVars("CFGUARD_WATCH_FULL_EVERY"), Usage: "between reads of the Cloudflare API (zones, settings, records) and rediscoveries of the web servers"},
+			&cli.DurationFlag{Name: "paths-every", Value: watch.DefaultPathsEvery, Sources: cli.EnvVars("CFGUARD_WATCH_PATHS_EVERY"), Usage: "between walks of every path from Cloudflare (the full verify, on the zone data read last)"},
 			&cli.BoolFlag{Name: "recover", Usage: "restart a dead or hung backend's unit through systemd (also CFGUARD_RECOVER=yes)"},
 			&cli.IntFlag{Name: "hung-after", Value: watch.DefaultHungAfter, Sources: cli.EnvVars("CFGUARD_WATCH_HUNG_AFTER"), Usage: "probes in a row that time out before a backend is hung"},
 			&cli.DurationFlag{Name: "probe-timeout", Value: watch.DefaultProbeTimeout, Sources: cli.EnvVars("CFGUARD_WATCH_PROBE_TIMEOUT"), Usage: "how long a fast probe waits for an answer"},
@@ -85,11 +98,18 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 	cfg := watch.Config{
 		Interval:     cmd.Duration("interval"),
 		FullEvery:    cmd.Duration("full-every"),
+		PathsEvery:   cmd.Duration("paths-every"),
 		HungAfter:    int(cmd.Int("hung-after")),
 		ProbeTimeout: cmd.Duration("probe-timeout"),
 	}
 	if cfg.Interval < 100*time.Millisecond || cfg.FullEvery < cfg.Interval || cfg.HungAfter < 1 || cfg.ProbeTimeout <= 0 {
 		return usageErr(fmt.Errorf("watch: --interval must be at least 100ms, --full-every at least --interval, --hung-after and --probe-timeout positive"))
+	}
+	if !cmd.IsSet("paths-every") {
+		cfg.PathsEvery = min(cfg.PathsEvery, cfg.FullEvery)
+	}
+	if cfg.PathsEvery < cfg.Interval || cfg.PathsEvery > cfg.FullEvery {
+		return usageErr(fmt.Errorf("watch: --paths-every must be between --interval and --full-every"))
 	}
 	rec, err := recoverEnv(os.Getenv("CFGUARD_RECOVER"))
 	if err != nil {
@@ -156,7 +176,17 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 		if err != nil {
 			return err
 		}
-		s.Verify = func(ctx context.Context) (*report.Report, error) { return verify.Run(ctx, vcfg, logger) }
+		vcfg.ZoneCache = verify.NewZoneCache(cfg.FullEvery)
+		s.Verify = func(ctx context.Context) (*report.Report, error) {
+			// Cloudflare's ranges as the last sync cached them (the list the
+			// firewall holds, without a fetch every walk); before any sync,
+			// the list read at the start.
+			c := vcfg
+			if list, warn := guard.Cached(g.stateDir); warn == "" {
+				c.Cloudflare = list.All()
+			}
+			return verify.Run(ctx, c, logger)
+		}
 	} else {
 		logger.Info("no API token and no --hostname: watching the backends the web server configuration names, without the full verify")
 	}
@@ -172,6 +202,19 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 	defer stopMetrics()
 	logger.Info("watching", "interval", cfg.Interval, "full_every", cfg.FullEvery, "recover", cfg.Recover, "metrics", listen)
 	w := watch.New(cfg, s, m, logger)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				w.Rediscover()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return w.Run(ctx, func(state string) { daemon.SdNotify(false, state) })
 }
 

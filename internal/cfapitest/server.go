@@ -22,8 +22,9 @@ type Server struct {
 	// Requests counts requests by path, for tests that assert what was asked.
 	Requests map[string]int
 
-	ips ipsState   // see ips.go
-	zs  zonesState // see zones.go
+	ips      ipsState                  // see ips.go
+	zs       zonesState                // see zones.go
+	oversize map[string]*oversizeState // see oversize.go
 }
 
 // New starts a stand-in API; it is closed when the test ends. The base URL
@@ -75,6 +76,9 @@ func build() *Server {
 		s.mu.Lock()
 		s.Requests[r.URL.Path]++
 		s.mu.Unlock()
+		if s.serveOversize(w, r) {
+			return
+		}
 		mux.ServeHTTP(w, r)
 	}))
 	return s

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cfguard/cfguard/internal/statefile"
 )
 
 // LockWait bounds how long a run waits for another run (the timer and a
@@ -25,16 +27,36 @@ const LockFile = "lock"
 // wait allowed.
 var ErrLocked = errors.New("another cfguard run holds the lock")
 
+// ErrNoLock is matched when the lock cannot be had at all: the state
+// directory is read-only or full and holds no lock file yet, or the lock is
+// not a regular file. remove and --dry-run go on without it (with a
+// warning); sync and restore refuse.
+var ErrNoLock = errors.New("cannot take the lock")
+
+type noLockError struct {
+	path string
+	err  error
+}
+
+func (e *noLockError) Error() string {
+	if errors.Is(e.err, statefile.ErrNotRegular) {
+		return fmt.Sprintf("cannot take the lock: %v", e.err) // names the path
+	}
+	return fmt.Sprintf("cannot take the lock %s: %v", e.path, e.err)
+}
+func (e *noLockError) Unwrap() []error { return []error{ErrNoLock, e.err} }
+
 // lock takes an exclusive flock on dir/lock, waiting up to wait. The lock is
 // released by the returned function, or by the kernel if the process dies.
+// The lock file is opened without following a symlink and without blocking,
+// and refused unless it is a regular file. On a read-only or full state
+// directory an existing lock file is opened read-only (flock needs no write
+// access); when there is none, the error matches ErrNoLock.
 func lock(ctx context.Context, dir string, wait time.Duration) (func(), error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openLock(dir, path)
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, err
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -44,7 +66,7 @@ func lock(ctx context.Context, dir string, wait time.Duration) (func(), error) {
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, &noLockError{path, err}
 		}
 		if time.Now().After(deadline) {
 			f.Close()
@@ -57,4 +79,51 @@ func lock(ctx context.Context, dir string, wait time.Duration) (func(), error) {
 		case <-time.After(lockPoll):
 		}
 	}
+}
+
+func openLock(dir, path string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		if readOnlyOrFull(err) {
+			return nil, &noLockError{path, fmt.Errorf("state directory: %w", unwrapPath(err))}
+		}
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := statefile.Open(path, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err == nil {
+		return f, nil
+	}
+	if errors.Is(err, statefile.ErrNotRegular) {
+		return nil, &noLockError{path, err}
+	}
+	if !readOnlyOrFull(err) {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	// Read-only or full: an existing lock still locks, opened read-only.
+	f, rerr := statefile.Open(path, unix.O_RDONLY, 0)
+	if rerr == nil {
+		return f, nil
+	}
+	if errors.Is(rerr, statefile.ErrNotRegular) {
+		return nil, &noLockError{path, rerr}
+	}
+	return nil, &noLockError{path, unwrapPath(err)}
+}
+
+// readOnlyOrFull reports whether err says the state directory cannot be
+// written: read-only, no space or quota, permission.
+func readOnlyOrFull(err error) bool {
+	for _, e := range []error{unix.EROFS, unix.ENOSPC, unix.EDQUOT, unix.EACCES, unix.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -3,6 +3,10 @@ package guard
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,5 +48,58 @@ func TestLockSerialisesAndGivesUp(t *testing.T) {
 	cancel()
 	if _, err := lock(cctx, dir, time.Minute); !errors.Is(err, context.Canceled) {
 		t.Fatalf("lock with a cancelled context: %v", err)
+	}
+}
+
+func TestLockRefusesNonRegular(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		make func(path string) error
+		what string
+	}{
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o600) }, "is a FIFO"},
+		{"symlink", func(p string) error { return os.Symlink("/etc/passwd", p) }, "is a symbolic link"},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o700) }, "is a directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := c.make(filepath.Join(dir, LockFile)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := lock(context.Background(), dir, time.Second)
+			if !errors.Is(err, ErrNoLock) || !strings.Contains(err.Error(), c.what) {
+				t.Fatalf("lock = %v, want ErrNoLock saying %q", err, c.what)
+			}
+			cfg := Config{StateDir: dir, LockWait: time.Second}
+			// sync: refused, and says nothing changed.
+			if _, _, err := cfg.lock(context.Background(), false); err == nil || !strings.Contains(err.Error(), "nothing changed") {
+				t.Errorf("cfg.lock(strict) = %v", err)
+			}
+			// remove, restore, dry runs: go on, with the reason as a warning.
+			unlock, warn, err := cfg.lock(context.Background(), true)
+			if err != nil || !strings.Contains(warn, c.what) || !strings.HasSuffix(warn, "going on without it") {
+				t.Fatalf("cfg.lock(best effort) = %q, %v", warn, err)
+			}
+			unlock()
+		})
+	}
+}
+
+func TestLockBestEffortStillWaitsForAnotherRun(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lock(context.Background(), dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	cfg := Config{StateDir: dir, LockWait: 100 * time.Millisecond}
+	if _, _, err := cfg.lock(context.Background(), true); !errors.Is(err, ErrLocked) {
+		t.Errorf("best-effort lock while another run holds it = %v, want ErrLocked", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg.LockWait = time.Minute
+	if _, _, err := cfg.lock(ctx, false); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "nothing changed") {
+		t.Errorf("interrupted while waiting = %v", err)
 	}
 }

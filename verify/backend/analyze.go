@@ -206,12 +206,10 @@ func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host,
 	web := rt.web.kind
 	var failing []target
 	var failRes []probeResult
-	var okRes []probeResult
 	out.Warnings = append(out.Warnings, a.readUnits(ctx, rt)...)
 	for _, t := range rt.targets {
 		res := a.probe(ctx, rt, t, host)
 		if res.kind == probeOK {
-			okRes = append(okRes, res)
 			desc := fmt.Sprintf("%s answered %s in %s", t, res.answered, roundDur(res.took))
 			out.Evidence = append(out.Evidence, desc)
 			if rt.readTimeout > 0 && res.took*slowProbeShare > rt.readTimeout {

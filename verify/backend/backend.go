@@ -2,6 +2,7 @@ package backend
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	// with them (Debian's /etc/php/*/fpm/php-fpm.conf are always read), so
 	// a stopped pool can be named.
 	FPMConfigs []string
+	// Cloudflare is the list a web server's real-IP configuration must
+	// trust (realip.go); nil = the list built into cfguard.
+	Cloudflare []netip.Prefix
 	// Logger gets Debug lines about what was not looked at and why (no
 	// systemd, systemctl failing); nil = none.
 	Logger *slog.Logger

@@ -327,6 +327,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	// The host.
 	findings = append(findings, readHost(opts.ProcRoot).findings()...)
 	findings = append(findings, a.oomFindings()...)
+	findings = append(findings, a.realIPFindings()...)
 	for _, w := range a.webs {
 		if w.nginx != nil {
 			findings = append(findings, diskFindings("nginx", w.nginx.TempPaths(), sys.statfs)...)

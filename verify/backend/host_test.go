@@ -66,6 +66,9 @@ func briefs(t *testing.T, fs []report.Finding) []brief {
 	t.Helper()
 	var out []brief
 	for _, f := range fs {
+		if isRealIPFinding(f) {
+			continue // realip_test.go checks those
+		}
 		if f.Fix == "" {
 			t.Errorf("finding without a fix: %q", f.Message)
 		}

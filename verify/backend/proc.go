@@ -24,18 +24,27 @@ type proc struct {
 // title is the command line as one string (nginx and php-fpm rewrite it).
 func (p *proc) title() string { return strings.Join(p.argv, " ") }
 
-// scanProcs lists the processes under root ("/proc"). Processes that vanish
-// or cannot be read are skipped; denied counts cmdlines that could not be
-// read for lack of permission.
+// scanProcs lists the processes under root ("/proc") that share the calling
+// thread's network namespace: a web server or backend in another one (a
+// container, a test sandbox) does not serve this host's sockets, and judging
+// it as if it did names the wrong culprit. Processes that vanish or cannot
+// be read are skipped; denied counts cmdlines that could not be read for
+// lack of permission. A process whose namespace cannot be read is kept.
 func scanProcs(root string) (ps []*proc, denied int) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, 0
 	}
+	own, _ := os.Readlink(filepath.Join(root, "thread-self", "ns", "net"))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
+		}
+		if own != "" {
+			if ns, err := os.Readlink(filepath.Join(root, e.Name(), "ns", "net")); err == nil && ns != own {
+				continue
+			}
 		}
 		p, err := readProc(root, pid)
 		if err != nil {

@@ -118,9 +118,7 @@ func (a *Analyzer) watched(rt *route, t target, host string) Watched {
 	inst, pool := a.poolFor(t)
 	unit, _ := a.targetUnit(t, inst, isFPM)
 	b := Watched{Web: rt.web.kind, Module: rt.module, Target: t.String(), Host: host, Where: rt.where, rt: rt, t: t}
-	if unit != "" {
-		b.Unit = unit + ".service"
-	}
+	b.Unit = serviceUnit(unit)
 	if pool != nil {
 		b.Pool = pool.Name
 	}
@@ -180,41 +178,53 @@ func webEntries(w *webServer) []entry {
 		return out
 	}
 	if w.apache != nil {
+		listens := apacheListenAddrs(w)
 		for _, v := range w.apache.VHosts() {
 			host := pick(append([]string{v.Name}, v.Aliases...))
 			for _, va := range v.Addrs {
-				addr := va.Addr
-				if !addr.IsValid() {
-					addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-				}
-				for _, p := range apachePorts(w, va.Port) {
-					add(addr, p, host)
+				for _, l := range listens {
+					switch {
+					case va.Port != 0 && va.Port != int(l.Port()):
+					case va.Addr.IsValid() && va.Addr != l.Addr() && !l.Addr().IsLoopback():
+					case va.Addr.IsValid():
+						add(va.Addr, int(l.Port()), host)
+					default:
+						add(l.Addr(), int(l.Port()), host)
+					}
 				}
 			}
 		}
-		for _, p := range apachePorts(w, 0) {
-			add(netip.AddrFrom4([4]byte{127, 0, 0, 1}), p, "localhost")
+		for _, l := range listens {
+			add(l.Addr(), int(l.Port()), "localhost")
 		}
 	}
 	return out
 }
 
-// apachePorts is port, or every Listen port when port is 0 (any).
-func apachePorts(w *webServer, port int) []int {
-	if port != 0 {
-		return []int{port}
-	}
-	var out []int
+// apacheListenAddrs are the addresses of Apache's Listen directives; a
+// wildcard is probed on loopback.
+func apacheListenAddrs(w *webServer) []netip.AddrPort {
+	var out []netip.AddrPort
 	for _, d := range w.apache.Root {
 		if d.Name != "listen" || len(d.Args) == 0 {
 			continue
 		}
 		a := d.Args[0]
+		addr := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 		if i := strings.LastIndexByte(a, ':'); i >= 0 {
+			host := strings.Trim(a[:i], "[]")
 			a = a[i+1:]
+			if ip, err := netip.ParseAddr(host); err == nil {
+				switch {
+				case ip.IsUnspecified() && ip.Is6():
+					addr = netip.IPv6Loopback()
+				case !ip.IsUnspecified():
+					addr = ip
+				}
+			}
 		}
-		if n, err := strconv.Atoi(a); err == nil {
-			out = append(out, n)
+		if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 65536 {
+			out = append(out, netip.AddrPortFrom(addr, uint16(n)))
 		}
 	}
 	return out
@@ -268,15 +278,29 @@ func (a *Analyzer) Probe(ctx context.Context, b Watched) Check {
 	return c
 }
 
+// unitTypes are systemd's unit types other than service.
+var unitTypes = map[string]bool{"socket": true, "device": true, "mount": true, "automount": true, "swap": true,
+	"target": true, "path": true, "timer": true, "slice": true, "scope": true}
+
+// serviceUnit is the service a restart would name ("php8.2-fpm" →
+// "php8.2-fpm.service"), "" for none or for a unit that is not a service
+// (a container's scope).
+func serviceUnit(u string) string {
+	if u == "" || strings.HasSuffix(u, ".service") {
+		return u
+	}
+	if i := strings.LastIndexByte(u, '.'); i >= 0 && unitTypes[u[i+1:]] {
+		return ""
+	}
+	return u + ".service"
+}
+
 // Webs lists the web servers found, with their listen addresses and the
 // command that tests their configuration.
 func (a *Analyzer) Webs() []Web {
 	var out []Web
 	for _, w := range a.webs {
-		x := Web{Kind: w.kind, Running: w.master != nil}
-		if w.unit != "" {
-			x.Unit = w.unit + ".service"
-		}
+		x := Web{Kind: w.kind, Running: w.master != nil, Unit: serviceUnit(w.unit)}
 		seen := map[netip.AddrPort]bool{}
 		for _, e := range webEntries(w) {
 			if !seen[e.addr] {

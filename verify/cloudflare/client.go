@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,6 +109,7 @@ func New(cfg Config) (*Client, error) {
 		option.WithAPIToken(cfg.Token),
 		option.WithMaxRetries(MaxRetries),
 		option.WithRequestTimeout(RequestTimeout),
+		option.WithMiddleware(limitBody),
 	}
 	if cfg.UserAgent != "" {
 		opts = append(opts, option.WithHeader("User-Agent", cfg.UserAgent))
@@ -355,8 +357,14 @@ func (rp *recordsPage) take(req *http.Request, next option.MiddlewareNext) (*htt
 	if err != nil || res.StatusCode != http.StatusOK {
 		return res, err
 	}
-	body, err := io.ReadAll(res.Body)
+	// This middleware runs inside limitBody, so it caps the body itself.
+	body, err := io.ReadAll(capBody(res.Body))
 	res.Body.Close()
+	if errors.Is(err, errBodyTooLarge) {
+		// With the response, so that the SDK does not retry.
+		res.Body = http.NoBody
+		return res, err
+	}
 	if err != nil {
 		return nil, err
 	}

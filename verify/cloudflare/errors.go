@@ -87,6 +87,9 @@ func IsToken(err error) bool {
 // wrap turns an SDK error into an *Error. need is the permission the call
 // needs.
 func (c *Client) wrap(err error, what, need string) error {
+	if errors.Is(err, errBodyTooLarge) {
+		return tooLarge(what)
+	}
 	var ae *zones.Error // an alias of the SDK's one API error type
 	if !errors.As(err, &ae) {
 		if errors.Is(err, context.Canceled) {

@@ -8,6 +8,8 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -42,6 +44,7 @@ type Metrics struct {
 	pathStatus      *prometheus.GaugeVec
 	pathStage       *prometheus.GaugeVec
 	pathsFailing    *prometheus.GaugeVec
+	certExpiry      *prometheus.GaugeVec
 
 	backendUp      *prometheus.GaugeVec
 	backendHung    *prometheus.GaugeVec
@@ -61,6 +64,8 @@ type Metrics struct {
 
 	checkDuration *prometheus.GaugeVec
 	lastCheck     *prometheus.GaugeVec
+
+	all []prometheus.Collector
 }
 
 var pathLabels = []string{"zone", "hostname", "origin", "port", "scheme"}
@@ -91,6 +96,7 @@ func New() *Metrics {
 		pathStatus:      g("path_predicted_status", "The status verify predicts a visitor gets on the path (the origin's own status when it passes).", pathLabels...),
 		pathStage:       g("path_stage_info", "The stage that judged the path (the failing one, or the last one passed).", append(append([]string{}, pathLabels...), "stage")...),
 		pathsFailing:    g("paths_failing", "Paths verify predicts would fail."),
+		certExpiry:      g("certificate_expiry_timestamp_seconds", "When the certificate the origin serves on the path expires (paths whose certificate Cloudflare checks: Full (strict), origin pull).", "zone", "hostname", "origin", "port"),
 
 		backendUp:      g("backend_up", "1 when the backend behind the web server answered the last probe.", "backend", "unit"),
 		backendHung:    g("backend_hung_probes", "Probes in a row that timed out or found the backend saturated.", "backend", "unit"),
@@ -111,13 +117,31 @@ func New() *Metrics {
 		checkDuration: g("check_duration_seconds", "How long the last run of each check took.", "check"),
 		lastCheck:     g("watch_last_check_timestamp_seconds", "When the watch last finished a round of checks."),
 	}
-	m.reg.MustRegister(m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
+	m.all = []prometheus.Collector{m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
 		m.syncSuccess, m.syncTimestamp,
-		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing,
+		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing, m.certExpiry,
 		m.backendUp, m.backendHung, m.backendProbe, m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren, m.listenerUp,
-		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck)
+		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck}
+	m.reg.MustRegister(m.all...)
 	return m
 }
+
+// Names lists the name of every metric cfguard can expose, sorted.
+func Names() []string {
+	var out []string
+	for _, c := range New().all {
+		ch := make(chan *prometheus.Desc, 1)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			out = append(out, descName.FindStringSubmatch(d.String())[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// descName is the fqName in a Desc's String() (the library has no getter).
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // Registry is the registry, for tests and for serving.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
@@ -183,12 +207,16 @@ func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
 	m.pathUp.Reset()
 	m.pathStatus.Reset()
 	m.pathStage.Reset()
+	m.certExpiry.Reset()
 	failing := 0
 	for _, p := range rep.Paths {
 		l := []string{p.Zone, p.Hostname, p.OriginIP, strconv.Itoa(p.Port), p.Scheme}
 		m.pathUp.WithLabelValues(l...).Set(b2f(p.OK))
 		m.pathStatus.WithLabelValues(l...).Set(float64(p.Status))
 		m.pathStage.WithLabelValues(append(l, string(p.Stage))...).Set(1)
+		if p.CertificateNotAfter != nil {
+			m.certExpiry.WithLabelValues(l[:4]...).Set(ts(*p.CertificateNotAfter))
+		}
 		if !p.OK {
 			failing++
 		}
@@ -209,6 +237,16 @@ func (m *Metrics) SetBackend(b backend.Watched, c backend.Check, hung int) {
 		m.fpmIdle.WithLabelValues(b.Target, b.Pool).Set(float64(p.Idle))
 		m.fpmQueue.WithLabelValues(b.Target, b.Pool).Set(float64(p.ListenQueue))
 		m.fpmMaxChildren.WithLabelValues(b.Target, b.Pool).Set(float64(p.MaxChildrenReached))
+	}
+}
+
+// DeleteBackend drops a backend the web servers no longer pass to.
+func (m *Metrics) DeleteBackend(b backend.Watched) {
+	for _, v := range []*prometheus.GaugeVec{m.backendUp, m.backendHung, m.backendProbe} {
+		v.DeleteLabelValues(b.Target, b.Unit)
+	}
+	for _, v := range []*prometheus.GaugeVec{m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren} {
+		v.DeleteLabelValues(b.Target, b.Pool)
 	}
 }
 

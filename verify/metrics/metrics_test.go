@@ -21,7 +21,10 @@ import (
 	"github.com/cfguard/cfguard/verify/report"
 )
 
-var at = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC) // 1.7961804e+09
+var (
+	at       = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC) // 1.7961804e+09
+	notAfter = time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // filled is a registry with one of everything.
 func filled() *Metrics {
@@ -29,7 +32,7 @@ func filled() *Metrics {
 	sync := time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC)
 	m.SetGuard(guard.Status{Protected: true, Present: true, Hooked: true, IPv4: 15, IPv6: 7, LastSync: &sync})
 	m.SetReport(&report.Report{Paths: []report.Path{
-		{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.10", Port: 443, Scheme: "https", OK: true, Status: 200, Stage: report.StageUpstream},
+		{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.10", Port: 443, Scheme: "https", OK: true, Status: 200, Stage: report.StageUpstream, CertificateNotAfter: &notAfter},
 		// A hostname with characters the text format must escape.
 		{Zone: "example.com", Hostname: "we\"ird\\name\n.example.com", OriginIP: "192.0.2.10", Port: 80, Scheme: "http", Status: 502, Stage: report.StageUpstream},
 	}}, at)
@@ -54,6 +57,9 @@ cfguard_backend_hung_probes{backend="unix:/run/php/php8.2-fpm.sock",unit="php8.2
 # HELP cfguard_backend_probe_duration_seconds Time the backend took to answer the last probe.
 # TYPE cfguard_backend_probe_duration_seconds gauge
 cfguard_backend_probe_duration_seconds{backend="unix:/run/php/php8.2-fpm.sock",unit="php8.2-fpm.service"} 0.0015
+# HELP cfguard_certificate_expiry_timestamp_seconds When the certificate the origin serves on the path expires (paths whose certificate Cloudflare checks: Full (strict), origin pull).
+# TYPE cfguard_certificate_expiry_timestamp_seconds gauge
+cfguard_certificate_expiry_timestamp_seconds{hostname="www.example.com",origin="192.0.2.10",port="443",zone="example.com"} 1.8038592e+09
 # HELP cfguard_fpm_active_processes PHP-FPM pool children serving a request (status page).
 # TYPE cfguard_fpm_active_processes gauge
 cfguard_fpm_active_processes{backend="unix:/run/php/php8.2-fpm.sock",pool="www"} 1
@@ -192,5 +198,22 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if err := m.WriteFile(filepath.Join(dir, "missing", "x.prom")); err == nil || !strings.Contains(err.Error(), "missing/x.prom") {
 		t.Errorf("WriteFile into a missing directory: %v", err)
+	}
+}
+
+// TestNames is the list the README documents.
+func TestNames(t *testing.T) {
+	want := []string{
+		"cfguard_backend_hung_probes", "cfguard_backend_probe_duration_seconds", "cfguard_backend_up",
+		"cfguard_certificate_expiry_timestamp_seconds", "cfguard_check_duration_seconds", "cfguard_fpm_active_processes", "cfguard_fpm_idle_processes",
+		"cfguard_fpm_listen_queue", "cfguard_fpm_max_children_reached", "cfguard_guard_last_sync_timestamp_seconds",
+		"cfguard_guard_protected", "cfguard_guard_ranges", "cfguard_guard_restores_total", "cfguard_guard_table_present",
+		"cfguard_listener_up", "cfguard_log_events_total", "cfguard_oom_kills_total", "cfguard_path_predicted_status",
+		"cfguard_path_stage_info", "cfguard_path_up", "cfguard_paths_failing", "cfguard_recoveries_failed_total",
+		"cfguard_recoveries_refused_total", "cfguard_recoveries_total", "cfguard_sync_success", "cfguard_sync_timestamp_seconds",
+		"cfguard_verify_success", "cfguard_verify_timestamp_seconds", "cfguard_watch_last_check_timestamp_seconds",
+	}
+	if diff := cmp.Diff(want, Names()); diff != "" {
+		t.Errorf("metric names (-want +got)\n%s", diff)
 	}
 }

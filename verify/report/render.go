@@ -1,19 +1,26 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cfguard/cfguard/internal/textsafe"
 )
+
+// SchemaVersion is the version of the JSON contract of a report. It changes
+// only when a field is removed, renamed or changes meaning.
+const SchemaVersion = 1
 
 // WriteJSON writes the report as the stable JSON contract:
 // {"paths": [...], "findings": [...], "summary": {...}}, indented, with empty
 // lists as [] (never null).
 func WriteJSON(w io.Writer, r *Report) error {
-	out := Report{Paths: []Path{}, Findings: []Finding{}, Summary: r.Summary}
+	out := Report{SchemaVersion: SchemaVersion, Paths: []Path{}, Findings: []Finding{}, Summary: r.Summary}
 	for _, p := range r.Paths {
 		if p.Evidence == nil {
 			p.Evidence = []string{}
@@ -27,10 +34,36 @@ func WriteJSON(w io.Writer, r *Report) error {
 	if out.Summary.ByStatus == nil {
 		out.Summary.ByStatus = map[string]int{}
 	}
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	// encoding/json escapes C0 controls; DEL, C1 and bidi characters too.
+	_, err := w.Write(textsafe.JSON(b.Bytes()))
+	return err
+}
+
+// escaped returns a copy of r whose every text field is safe to print on a
+// terminal (textsafe.String): hostnames, zone names, causes and evidence can
+// hold what the API, DNS or a log line said.
+func escaped(r *Report) *Report {
+	out := &Report{Summary: r.Summary}
+	for _, p := range r.Paths {
+		p.Zone, p.Hostname, p.RecordType, p.OriginIP, p.Scheme = textsafe.String(p.Zone), textsafe.String(p.Hostname), textsafe.String(p.RecordType), textsafe.String(p.OriginIP), textsafe.String(p.Scheme)
+		p.Stage = Stage(textsafe.String(string(p.Stage)))
+		p.Cause, p.Fix = textsafe.String(p.Cause), textsafe.String(p.Fix)
+		p.Evidence, p.Warnings = textsafe.Strings(p.Evidence), textsafe.Strings(p.Warnings)
+		out.Paths = append(out.Paths, p)
+	}
+	for _, f := range r.Findings {
+		f.Zone, f.Hostname, f.Message, f.Fix = textsafe.String(f.Zone), textsafe.String(f.Hostname), textsafe.String(f.Message), textsafe.String(f.Fix)
+		f.Severity = Severity(textsafe.String(string(f.Severity)))
+		out.Findings = append(out.Findings, f)
+	}
+	return out
 }
 
 // ANSI colours, used only when WriteText is told the output is a terminal.
@@ -55,7 +88,11 @@ func (p painter) paint(code, s string) string {
 // WriteText writes the report for people: the paths grouped by hostname,
 // one line each (✔/✘, status, stage, cause), the fix and evidence under
 // each failure, the warnings, the findings, and a closing summary.
+//
+// Every text field is escaped first: a control character from the API, a
+// DNS name or a log line is shown, never obeyed by the terminal.
 func WriteText(w io.Writer, r *Report, color bool) error {
+	r = escaped(r)
 	p := painter(color)
 	var b strings.Builder
 

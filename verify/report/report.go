@@ -2,6 +2,8 @@
 // Text and JSON are two renderers of the same values.
 package report
 
+import "time"
+
 // Stage is where along the way from Cloudflare's edge to the origin a path
 // was judged. A path stops at the first stage that fails.
 type Stage string
@@ -59,6 +61,9 @@ type Path struct {
 	Fix        string   `json:"fix"`
 	Evidence   []string `json:"evidence"`
 	Warnings   []string `json:"warnings"`
+	// CertificateNotAfter is when the certificate the origin served
+	// expires, where Cloudflare checks it (Full (strict), origin pull).
+	CertificateNotAfter *time.Time `json:"certificate_not_after,omitempty"`
 }
 
 // Finding is a zone- or host-level observation that is not tied to one path.
@@ -81,7 +86,10 @@ type Summary struct {
 
 // Report is the whole result of a verify run.
 type Report struct {
-	Paths    []Path    `json:"paths"`
-	Findings []Finding `json:"findings"`
-	Summary  Summary   `json:"summary"`
+	// SchemaVersion is the version of this JSON contract (docs/json.md);
+	// WriteJSON sets it.
+	SchemaVersion int       `json:"schema_version"`
+	Paths         []Path    `json:"paths"`
+	Findings      []Finding `json:"findings"`
+	Summary       Summary   `json:"summary"`
 }

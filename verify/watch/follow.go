@@ -26,8 +26,10 @@ const (
 )
 
 // FileFollower follows error logs from their end when it was made, like
-// `tail -F`: a file that is replaced or truncated (logrotate) is read from
-// its start, one that does not exist yet is looked for every round.
+// `tail -F`: a file that is replaced (logrotate) is read from its start
+// once the old one is finished, one truncated in place (copytruncate) from
+// its start when it is seen shorter than what was read, and one that does
+// not exist yet is looked for every round.
 type FileFollower struct {
 	files []*followed
 }
@@ -86,12 +88,13 @@ func (x *followed) read() []logs.Entry {
 		// Replaced (rotated) or truncated: finish the old file, then take the new one from its start.
 		var st syscall.Stat_t
 		rotated := syscall.Stat(x.path, &st) != nil || st.Ino != x.ino
+		if fi, err := x.f.Stat(); err == nil && fi.Size() < x.off {
+			x.off, x.partial = 0, nil // truncated in place (copytruncate)
+		}
 		out = x.drain()
 		if rotated {
 			x.f.Close()
 			x.f = nil
-		} else if fi, err := x.f.Stat(); err == nil && fi.Size() < x.off {
-			x.off, x.partial = 0, nil
 		}
 	}
 	if x.f == nil {

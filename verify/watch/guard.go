@@ -22,9 +22,10 @@ func (w *Watcher) checkGuard(ctx context.Context, now time.Time) (restored bool)
 	vanished := !st.Present || st.Hooked && st.IPv4+st.IPv6 == 0
 	if vanished && w.guardSeen && now.Sub(w.restoreAt) >= w.cfg.RetryEvery {
 		w.restoreAt = now
-		w.s.Alive()
 		rctx, cancel := context.WithTimeout(ctx, GuardTimeout)
-		res, err := w.s.Guard.Restore(rctx)
+		var res guard.Result
+		var err error
+		w.alive(GuardTimeout, func() { res, err = w.s.Guard.Restore(rctx) })
 		cancel()
 		w.m.GuardRestored(err)
 		if err != nil {
@@ -66,45 +67,4 @@ func (w *Watcher) readGuard(ctx context.Context, now time.Time) (guard.Status, e
 		}
 	}
 	return st, nil
-}
-
-// maybeVerify starts the full verify every FullEvery, in the background:
-// its probes wait up to their own timeouts, the fast checks do not.
-func (w *Watcher) maybeVerify(ctx context.Context, now time.Time) {
-	if w.s.Verify == nil {
-		return
-	}
-	w.vmu.Lock()
-	defer w.vmu.Unlock()
-	if w.verifying || (!w.lastFull.IsZero() && now.Sub(w.lastFull) < w.cfg.FullEvery) {
-		return
-	}
-	w.verifying, w.lastFull = true, now
-	done := make(chan struct{})
-	w.vdone = done
-	go func() {
-		defer close(done)
-		vctx, cancel := context.WithTimeout(ctx, w.cfg.FullEvery)
-		defer cancel()
-		start := time.Now()
-		rep, err := w.s.Verify(vctx)
-		w.m.CheckDuration("verify", time.Since(start))
-		w.m.SetReport(rep, w.s.Now())
-		switch {
-		case err != nil:
-			w.log.Warn("the full verify could not run", "err", err)
-		default:
-			failing := 0
-			for _, p := range rep.Paths {
-				if !p.OK {
-					failing++
-					w.log.Warn("a path would fail", "hostname", p.Hostname, "origin", p.OriginIP, "port", p.Port, "status", p.Status, "stage", string(p.Stage), "cause", p.Cause, "fix", p.Fix)
-				}
-			}
-			w.log.Info("full verify done", "paths", len(rep.Paths), "failing", failing)
-		}
-		w.vmu.Lock()
-		w.verifying = false
-		w.vmu.Unlock()
-	}()
 }

@@ -3,8 +3,9 @@ package watch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/cfguard/cfguard/systemd/recovery"
@@ -55,13 +56,18 @@ func (w *Watcher) timed(check string, fn func()) {
 // discover finds the backends at the start, every FullEvery, and while
 // none are known.
 func (w *Watcher) discover(ctx context.Context, now time.Time) {
-	if w.s.Discover == nil || (w.backs != nil && now.Sub(w.lastDisc) < w.cfg.FullEvery) {
+	asked := w.rediscover.Swap(false)
+	if w.s.Discover == nil || (w.backs != nil && !asked && now.Sub(w.lastDisc) < w.cfg.FullEvery) {
 		return
 	}
-	w.s.Alive()
+	if asked {
+		w.log.Info("looking at the web servers' configuration again (reload)")
+	}
 	dctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
 	defer cancel()
-	b, err := w.s.Discover(dctx)
+	var b Backends
+	var err error
+	w.alive(DiscoverTimeout, func() { b, err = w.s.Discover(dctx) })
 	w.lastDisc = now
 	if err != nil {
 		if msg := err.Error(); msg != w.discErr {
@@ -87,6 +93,7 @@ func (w *Watcher) discover(ctx context.Context, now time.Time) {
 	for k, st := range w.state {
 		if !seen[k] {
 			w.log.Info("no longer watching backend: the web server no longer passes to it", "backend", st.b.Target)
+			w.m.DeleteBackend(st.b)
 			delete(w.state, k)
 		}
 	}
@@ -130,9 +137,15 @@ func (w *Watcher) checkListeners(ctx context.Context, r *Round) {
 			pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
 			why := w.s.Listener(pctx, web, i)
 			cancel()
+			w.s.Alive()
 			k := web.Kind + " " + addr.String()
 			w.m.SetListener(web.Kind, addr.String(), why == "")
 			_, wasDown := w.listenDown[k]
+			if why != "" {
+				w.listenRun[k]++
+			} else {
+				delete(w.listenRun, k)
+			}
 			switch {
 			case why != "" && !wasDown:
 				w.listenDown[k] = why
@@ -154,11 +167,28 @@ func (w *Watcher) checkBackends(ctx context.Context, r *Round) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		st := w.state[k]
-		pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
-		c := w.backs.Probe(pctx, st.b)
-		cancel()
+	// Probes run ProbeConcurrency at once (a host with a pool per site has
+	// dozens), each bounded by ProbeTimeout; every finished probe tells the
+	// watchdog the watch makes progress.
+	checks := make([]backend.Check, len(keys))
+	sem := make(chan struct{}, ProbeConcurrency)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		b := w.state[k].b
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+			checks[i] = w.backs.Probe(pctx, b)
+			cancel()
+			w.s.Alive()
+		}()
+	}
+	wg.Wait()
+	for i, k := range keys {
+		st, c := w.state[k], checks[i]
 		switch c.State {
 		case backend.StateDown:
 			st.downRun++
@@ -190,8 +220,10 @@ func (w *Watcher) logState(st *backendState, c backend.Check) {
 	}
 }
 
-// readLogs takes the lines written since the last round and says, once
-// per kind and place, how often.
+// readLogs takes the lines written since the last round and says, per
+// kind and place, how often: at once the first time, then at most every
+// LogEvery with the count since (an incident is not a line every round).
+// OOM kills are said at once, every time.
 func (w *Watcher) readLogs(r *Round) {
 	if w.follow != nil {
 		r.Logs = append(r.Logs, w.follow.Read()...)
@@ -199,167 +231,53 @@ func (w *Watcher) readLogs(r *Round) {
 	if w.s.Kernel != nil {
 		r.Logs = append(r.Logs, w.s.Kernel.Read()...)
 	}
-	type group struct {
-		e logs.Entry
-		n int
-	}
 	var order []string
-	groups := map[string]*group{}
 	for _, e := range r.Logs {
 		w.m.LogEvent(string(e.Source), string(e.Kind))
 		if e.Kind == logs.OOMKill {
 			w.m.OOMKill(e.Victim)
 		}
-		k := string(e.Source) + "|" + string(e.Kind) + "|" + e.Upstream + e.Pool + e.Victim
-		if g, ok := groups[k]; ok {
-			g.n++
-			g.e = e
-			continue
+		k := string(e.Source) + "|" + string(e.Kind) + "|" + e.Upstream + "|" + e.Pool + "|" + e.Victim
+		g, ok := w.logGroups[k]
+		if !ok {
+			g = &logGroup{}
+			w.logGroups[k] = g
 		}
-		order = append(order, k)
-		groups[k] = &group{e: e, n: 1}
+		if g.n == 0 {
+			order = append(order, k)
+		}
+		g.n++
+		g.e = e
+	}
+	// Groups with lines pending: this round's first, then older ones due.
+	for k, g := range w.logGroups {
+		if g.n > 0 && !slices.Contains(order, k) {
+			order = append(order, k)
+		}
 	}
 	for _, k := range order {
-		g := groups[k]
+		g := w.logGroups[k]
+		if g.e.Kind != logs.OOMKill && !g.said.IsZero() && r.At.Sub(g.said) < LogEvery {
+			continue
+		}
 		msg := fmt.Sprintf("%s logged '%s'", g.e.Source, g.e.Message)
+		if g.e.Kind == logs.OOMKill {
+			msg = fmt.Sprintf("the kernel's OOM killer killed %s", g.e.Victim)
+		}
 		if g.n > 1 {
 			msg += fmt.Sprintf(" %d times", g.n)
 		}
-		if g.e.Kind == logs.OOMKill {
-			msg = fmt.Sprintf("the kernel's OOM killer killed %s", g.e.Victim)
-			if g.n > 1 {
-				msg += fmt.Sprintf(" %d times", g.n)
-			}
+		if !g.said.IsZero() {
+			msg += " since " + g.said.UTC().Format(time.TimeOnly)
 		}
 		w.log.Warn(msg, "kind", string(g.e.Kind))
+		g.said, g.n = r.At, 0
 	}
 }
 
-// recover asks for the units of backends (and web servers) that are down
-// or hung, once per unit per round and at most every RetryEvery.
-func (w *Watcher) recover(ctx context.Context, r *Round, now time.Time) {
-	asked := map[string]bool{}
-	for _, br := range r.Backends {
-		st := w.state[key(br.Backend)]
-		reason := ""
-		switch {
-		case br.DownRun >= w.cfg.DownAfter:
-			reason = recovery.ReasonDown
-		case br.HungRun >= w.cfg.HungAfter:
-			reason = recovery.ReasonHung
-		}
-		if reason == "" {
-			if br.Check.State == backend.StateUp {
-				st.warnedOnce = false
-				delete(w.lastAsked, br.Backend.Unit)
-			}
-			continue
-		}
-		b := br.Backend
-		evidence := br.Check.Detail
-		if reason == recovery.ReasonHung {
-			evidence = fmt.Sprintf("%s (%d probes in a row)", evidence, br.HungRun)
-		}
-		if n := countFor(r.Logs, b.Target); n != "" {
-			evidence += "; " + n
-		}
-		a, ok := w.ask(ctx, now, asked, st, b.Unit, reason, evidence, b.ConfigTest, b.Target)
-		if ok {
-			r.Actions = append(r.Actions, a)
-			if a.Restarted {
-				st.hungRun, st.downRun = 0, 0
-			}
-		}
-	}
-	if w.backs == nil {
-		return
-	}
-	for _, web := range w.backs.Webs() {
-		for _, addr := range web.Listens {
-			why, down := w.listenDown[web.Kind+" "+addr.String()]
-			if !down {
-				continue
-			}
-			a, ok := w.ask(ctx, now, asked, nil, web.Unit, recovery.ReasonDown,
-				fmt.Sprintf("%s does not accept connections on %s: %s", web.Kind, addr, why), web.ConfigTest, addr.String())
-			if ok {
-				r.Actions = append(r.Actions, a)
-			}
-		}
-	}
-}
-
-// ask sends one Request when recovery is allowed and due.
-func (w *Watcher) ask(ctx context.Context, now time.Time, asked map[string]bool, st *backendState, unit, reason, evidence string, test []string, what string) (recovery.Action, bool) {
-	if unit == "" || asked[unit] {
-		if unit == "" && st != nil && !st.warnedOnce {
-			st.warnedOnce = true
-			w.log.Warn("no systemd unit is known for "+what+": it cannot be brought back", "reason", reason, "evidence", evidence)
-		}
-		return recovery.Action{}, false
-	}
-	asked[unit] = true
-	if !w.cfg.Recover || w.s.Recoverer == nil {
-		if st != nil && !st.warnedOnce {
-			st.warnedOnce = true
-			w.log.Warn(fmt.Sprintf("%s is %s; recovery is off (--recover or CFGUARD_RECOVER=yes would restart it)", unit, reason), "evidence", evidence)
-		}
-		return recovery.Action{}, false
-	}
-	if t, ok := w.lastAsked[unit]; ok && now.Sub(t) < w.cfg.RetryEvery {
-		return recovery.Action{}, false
-	}
-	if reason == recovery.ReasonDown {
-		sctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
-		us, err := w.s.Recoverer.State(sctx, unit)
-		cancel()
-		if err == nil {
-			switch us.ActiveState {
-			case "activating", "deactivating", "reloading":
-				return recovery.Action{}, false // systemd is on it
-			}
-			evidence += fmt.Sprintf("; systemd: %s is %s (%s)", unit, us.ActiveState, us.SubState)
-			if us.Result != "" && us.Result != "success" {
-				evidence += ", result " + us.Result
-			}
-		}
-	}
-	w.lastAsked[unit] = now
-	w.s.Alive()
-	rctx, cancel := context.WithTimeout(ctx, RecoverTimeout)
-	defer cancel()
-	a := w.s.Recoverer.Recover(rctx, recovery.Request{Unit: unit, Reason: reason, Evidence: evidence, ConfigTest: test})
-	w.m.Action(a)
-	w.logAction(a)
-	return a, true
-}
-
-func (w *Watcher) logAction(a recovery.Action) {
-	args := []any{"unit", a.Unit, "reason", a.Reason, "evidence", a.Evidence}
-	switch {
-	case a.Refused != "":
-		w.log.Warn(fmt.Sprintf("did not restart %s: %s", a.Unit, a.Refused), args...)
-	case a.Err != nil:
-		w.log.Error(fmt.Sprintf("restarting %s failed: %v", a.Unit, a.Err), args...)
-	case !a.Restarted || a.JobResult != "done":
-		w.log.Error(fmt.Sprintf("restarting %s failed: systemd's job ended %q", a.Unit, a.JobResult), args...)
-	default:
-		w.log.Warn(fmt.Sprintf("restarted %s because it was %s", a.Unit, a.Reason), args...)
-	}
-}
-
-// countFor says how often this round's web server log named the target.
-func countFor(es []logs.Entry, target string) string {
-	n := 0
-	var last logs.Entry
-	for _, e := range es {
-		if e.Upstream != "" && (e.Upstream == target || strings.TrimPrefix(target, "unix:") == strings.TrimPrefix(e.Upstream, "unix:")) {
-			n++
-			last = e
-		}
-	}
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s logged '%s' %d times since the last check", last.Source, last.Message, n)
+// logGroup is one kind of log line about one place.
+type logGroup struct {
+	e    logs.Entry // the latest
+	n    int        // lines not yet said
+	said time.Time  // when last said
 }

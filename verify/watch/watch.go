@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cfguard/cfguard/internal/guard"
@@ -18,6 +19,7 @@ import (
 const (
 	DefaultInterval   = 5 * time.Second
 	DefaultFullEvery  = 5 * time.Minute
+	DefaultPathsEvery = time.Minute
 	DefaultHungAfter  = 3
 	DefaultDownAfter  = 2
 	DefaultRetryEvery = time.Minute
@@ -29,14 +31,26 @@ const (
 	RecoverTimeout = 2 * time.Minute
 	// GuardTimeout bounds reading the guard's status, and one restore.
 	GuardTimeout = 15 * time.Second
+	// LogEvery is how often one kind of log line about one place is said
+	// again while it keeps coming.
+	LogEvery = time.Minute
+	// ProbeConcurrency bounds the backend probes in flight.
+	ProbeConcurrency = 8
+	// VerifyTimeout is the least time one full verify may take.
+	VerifyTimeout = 5 * time.Minute
 	// StopTimeout bounds the wait for a running full verify at shutdown.
 	StopTimeout = 5 * time.Second
 )
 
 // Config is what the watch is told; the CLI fills it from flags.
 type Config struct {
-	Interval  time.Duration // between rounds of fast checks
-	FullEvery time.Duration // between full verify runs (and rediscoveries)
+	Interval time.Duration // between rounds of fast checks
+	// FullEvery is between reads of the Cloudflare API (the verifier's
+	// zone cache keeps them that long) and rediscoveries of the web servers.
+	FullEvery time.Duration
+	// PathsEvery is between walks of every path (the full verify, with the
+	// zone data cached in between).
+	PathsEvery time.Duration
 	// Recover allows recovery.Requests (--recover); without it the watch
 	// only says what it would ask for.
 	Recover bool
@@ -56,6 +70,9 @@ func (c *Config) defaults() {
 	}
 	if c.FullEvery <= 0 {
 		c.FullEvery = DefaultFullEvery
+	}
+	if c.PathsEvery <= 0 {
+		c.PathsEvery = min(DefaultPathsEvery, c.FullEvery)
 	}
 	if c.HungAfter <= 0 {
 		c.HungAfter = DefaultHungAfter
@@ -131,10 +148,19 @@ type Watcher struct {
 	state      map[string]*backendState // by Watched key
 	lastAsked  map[string]time.Time     // unit → last Request
 	listenDown map[string]string        // "nginx 127.0.0.1:80" → why, while down
-	guardSeen  bool                     // the table was present at some point
-	guardLast  string                   // the last guard problem logged
-	restoreAt  time.Time                // last restore attempt
+	listenRun  map[string]int           // checks in a row it was down
+	logGroups  map[string]*logGroup
+	guardSeen  bool      // the table was present at some point
+	guardLast  string    // the last guard problem logged
+	restoreAt  time.Time // last restore attempt
 	discErr    string
+
+	rediscover atomic.Bool
+
+	// Owned by the verify goroutine (one at a time).
+	pathFail    map[string]string // failing path → status, stage and cause last logged
+	pathsWalked int
+	verifyErr   string
 
 	vmu       sync.Mutex
 	verifying bool
@@ -166,8 +192,13 @@ func New(cfg Config, s Seams, m *metrics.Metrics, logger *slog.Logger) *Watcher 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{cfg: cfg, s: s, m: m, log: logger, state: map[string]*backendState{},
-		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, guardLast: "\x00"}
+		lastAsked: map[string]time.Time{}, listenDown: map[string]string{}, listenRun: map[string]int{}, logGroups: map[string]*logGroup{}, guardLast: "\x00"}
 }
+
+// Rediscover makes the next round look at the web servers' configuration
+// again (SIGHUP, `systemctl reload cfguard-watch`). Safe to call from any
+// goroutine.
+func (w *Watcher) Rediscover() { w.rediscover.Store(true) }
 
 // Run checks every Interval until ctx ends. notify gets "READY=1" after the
 // first round, "WATCHDOG=1" after every round and "STOPPING=1" when ctx
@@ -191,6 +222,32 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 			notify("WATCHDOG=1")
 		}
 	}
+}
+
+// alive runs fn, an operation bounded by limit (a discovery, a restart
+// job, a restore), telling the watchdog every Interval that the watch lives
+// — but no longer than limit: an fn that outlives its own bound is a hang
+// the watchdog must see.
+func (w *Watcher) alive(limit time.Duration, fn func()) {
+	w.s.Alive()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.cfg.Interval)
+		defer t.Stop()
+		stop := time.After(limit)
+		for {
+			select {
+			case <-done:
+				return
+			case <-stop:
+				return
+			case <-t.C:
+				w.s.Alive()
+			}
+		}
+	}()
+	defer close(done)
+	fn()
 }
 
 func (w *Watcher) stop() {

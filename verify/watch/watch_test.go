@@ -2,7 +2,9 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/cfguard/cfguard/verify/backend"
 	"github.com/cfguard/cfguard/verify/backend/logs"
 	"github.com/cfguard/cfguard/verify/metrics"
+	"github.com/cfguard/cfguard/verify/report"
 )
 
 type rig struct {
@@ -252,5 +255,212 @@ func TestRunNotifies(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"READY=1", "WATCHDOG=1", "WATCHDOG=1", "STOPPING=1"}, got); diff != "" {
 		t.Errorf("notifications (-want +got)\n%s", diff)
+	}
+}
+
+// slowRecoverer holds Recover until the watchdog has been told three times
+// that the watch lives (bounded).
+type slowRecoverer struct {
+	fakeRecoverer
+	pings chan struct{}
+	saw   int
+}
+
+func (r *slowRecoverer) Recover(ctx context.Context, req recovery.Request) recovery.Action {
+	deadline := time.After(30 * time.Second)
+	for r.saw < 3 {
+		select {
+		case <-r.pings:
+			r.saw++
+		case <-deadline:
+			return recovery.Action{Request: req, Err: errTest}
+		}
+	}
+	return recovery.Action{Request: req, Restarted: true, JobResult: "done"}
+}
+
+func TestWatchdogFedDuringRecovery(t *testing.T) {
+	r := newRig(t, Config{Recover: true, Interval: time.Millisecond})
+	slow := &slowRecoverer{pings: make(chan struct{}, 100)}
+	r.w.s.Recoverer = slow
+	r.w.s.Alive = func() {
+		select {
+		case slow.pings <- struct{}{}:
+		default:
+		}
+	}
+	r.bk.set(fpmBackend.Target, down)
+	rs := r.rounds(2)
+	if len(rs[1].Actions) != 1 || rs[1].Actions[0].Err != nil {
+		t.Fatalf("actions = %+v: the watchdog was not fed while the restart job ran", rs[1].Actions)
+	}
+}
+
+// gatedBackends holds each probe until ProbeConcurrency are in flight (or
+// its context ends) and records the most in flight.
+type gatedBackends struct {
+	fakeBackends
+	mu            sync.Mutex
+	inFlight, max int
+}
+
+func (g *gatedBackends) Probe(ctx context.Context, b backend.Watched) backend.Check {
+	g.mu.Lock()
+	g.inFlight++
+	g.max = max(g.max, g.inFlight)
+	g.mu.Unlock()
+	for {
+		g.mu.Lock()
+		full := g.max >= ProbeConcurrency
+		g.mu.Unlock()
+		if full || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.mu.Lock()
+	g.inFlight--
+	g.mu.Unlock()
+	return backend.Check{State: backend.StateUp}
+}
+
+func TestProbesBoundedConcurrency(t *testing.T) {
+	g := &gatedBackends{}
+	for i := range 3 * ProbeConcurrency {
+		g.bs = append(g.bs, backend.Watched{Target: fmt.Sprintf("127.0.0.1:%d", 9000+i)})
+	}
+	w := New(Config{ProbeTimeout: 5 * time.Second}, Seams{Discover: func(context.Context) (Backends, error) { return g, nil }}, nil, nil)
+	r := w.Step(context.Background())
+	if len(r.Backends) != len(g.bs) {
+		t.Fatalf("%d results for %d backends", len(r.Backends), len(g.bs))
+	}
+	if g.max != ProbeConcurrency {
+		t.Errorf("at most %d probes in flight, want %d", g.max, ProbeConcurrency)
+	}
+}
+
+func TestRediscover(t *testing.T) {
+	r := newRig(t, Config{})
+	n := 0
+	r.w.s.Discover = func(context.Context) (Backends, error) { n++; return r.bk, nil }
+	r.rounds(3)
+	if n != 1 {
+		t.Fatalf("discovered %d times in 3 rounds, want once", n)
+	}
+	r.bk.bs = append(r.bk.bs, backend.Watched{Web: "nginx", Module: "proxy", Target: "127.0.0.1:3000", Unit: "node-app.service"})
+	r.w.Rediscover()
+	rs := r.rounds(2)
+	if n != 2 || len(rs[0].Backends) != 2 {
+		t.Errorf("after Rediscover: discovered %d times, %d backends watched; want 2 and 2", n, len(rs[0].Backends))
+	}
+	r.clk.step(DefaultFullEvery)
+	r.rounds(1)
+	if n != 3 {
+		t.Errorf("after --full-every: discovered %d times, want 3", n)
+	}
+}
+
+func TestFullVerifyEveryPathsEvery(t *testing.T) {
+	r := newRig(t, Config{PathsEvery: time.Minute})
+	n := 0
+	r.w.s.Verify = func(context.Context) (*report.Report, error) {
+		n++
+		return &report.Report{Paths: []report.Path{{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.1", Port: 443, Scheme: "https", Status: 502, Stage: report.StageUpstream}}}, nil
+	}
+	for range 25 { // two minutes at 5 s
+		r.w.Step(context.Background())
+		r.w.vmu.Lock()
+		done := r.w.vdone
+		r.w.vmu.Unlock()
+		if done != nil {
+			<-done
+		}
+		r.clk.step(DefaultInterval)
+	}
+	if n != 3 {
+		t.Errorf("verify ran %d times in 2 minutes with --paths-every 1m, want 3 (at 0, 1m, 2m)", n)
+	}
+	want := `
+# HELP cfguard_paths_failing Paths verify predicts would fail.
+# TYPE cfguard_paths_failing gauge
+cfguard_paths_failing 1
+`
+	if err := testutil.GatherAndCompare(r.m.Registry(), strings.NewReader(want), "cfguard_paths_failing"); err != nil {
+		t.Error(err)
+	}
+	if n := strings.Count(r.logs.String(), "a path would fail"); n != 1 {
+		t.Errorf("a path failing the same way three times is logged %d times, want once:\n%s", n, r.logs)
+	}
+}
+
+// TestTwoPoolsOneUnit: one pool of a unit down, the other up: the unit is
+// asked for once, not again every round because its other pool answers.
+func TestTwoPoolsOneUnit(t *testing.T) {
+	r := newRig(t, Config{Recover: true})
+	other := fpmBackend
+	other.Target, other.Pool = "unix:/run/php/shop.sock", "shop"
+	r.bk.bs = append(r.bk.bs, other)
+	r.rec.act = recovery.Action{Refused: "backing off"}
+	r.bk.set(fpmBackend.Target, down)
+	r.rounds(8)
+	if len(r.rec.reqs) != 1 {
+		t.Errorf("%d requests in 8 rounds, want 1", len(r.rec.reqs))
+	}
+}
+
+// TestBackendGoneFromConfig: a backend the configuration no longer names
+// leaves the metrics.
+func TestBackendGoneFromConfig(t *testing.T) {
+	r := newRig(t, Config{})
+	r.rounds(1)
+	r.bk.bs = nil
+	r.w.Rediscover()
+	r.rounds(1)
+	if n := testutil.CollectAndCount(r.m.Registry(), "cfguard_backend_up"); n != 0 {
+		t.Errorf("%d cfguard_backend_up series after the backend left the configuration, want 0", n)
+	}
+}
+
+func TestPathLogOnChange(t *testing.T) {
+	r := newRig(t, Config{})
+	p := report.Path{Zone: "example.com", Hostname: "www.example.com", OriginIP: "192.0.2.1", Port: 443, Scheme: "https"}
+	fail502, fail504, ok := p, p, p
+	fail502.Status, fail502.Stage, fail502.Cause = 502, report.StageUpstream, "php-fpm is not running"
+	fail504.Status, fail504.Stage, fail504.Cause = 504, report.StageUpstream, "every child is busy"
+	ok.OK, ok.Status = true, 200
+	for _, x := range []report.Path{fail502, fail502, fail504, ok, ok} {
+		r.w.logPaths(&report.Report{Paths: []report.Path{x}})
+	}
+	out := r.logs.String()
+	for want, n := range map[string]int{"a path would fail": 2, "a path passes again": 1, "every path walked": 2} {
+		if got := strings.Count(out, want); got != n {
+			t.Errorf("%q logged %d times, want %d:\n%s", want, got, n, out)
+		}
+	}
+}
+
+// TestLogLinesSaidOncePerMinute: the same error every round is said at
+// once, then once a minute with the count since.
+func TestLogLinesSaidOncePerMinute(t *testing.T) {
+	r := newRig(t, Config{})
+	e, _ := logs.Classify(logs.Nginx, `2026/12/02 03:00:01 [error] 12#12: *5 connect() to unix:/run/php/php8.2-fpm.sock failed (111: Connection refused) while connecting to upstream, client: 198.51.100.7, server: example.test, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "example.test"`)
+	f := &fakeFollower{}
+	r.w.s.Follow = func([]backend.LogFile) Follower { return f }
+	for range 13 { // one minute at 5 s, and the round after it
+		f.q = []logs.Entry{e, e}
+		r.rounds(1)
+	}
+	var said []string
+	for _, l := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(l, "nginx logged") {
+			_, msg, _ := strings.Cut(l, "times")
+			said = append(said, strings.TrimSpace(strings.SplitN(msg, `"`, 2)[0]))
+		}
+	}
+	if diff := cmp.Diff([]string{"", "since 03:00:00"}, said); diff != "" {
+		t.Errorf("what was said after the count (-want +got)\n%s\n%s", diff, r.logs)
+	}
+	if !strings.Contains(r.logs.String(), "2 times\"") || !strings.Contains(r.logs.String(), "24 times since 03:00:00") {
+		t.Errorf("counts: want 2 at once, then 24 since the first:\n%s", r.logs)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -24,6 +26,15 @@ func main() {
 	hosts := flag.Int("hosts", 0, "... with this many proxied A records host-N.<zone> ...")
 	origin := flag.String("origin", "", "... pointing at this address, where a tiny origin answers on :80 and :443")
 	ssl := flag.String("ssl", "full", "the zone's SSL mode")
+	var records []string
+	flag.Func("record", "with -zone: a proxied A/AAAA record NAME=ADDRESS of that zone (repeatable; no origin is started for it)", func(v string) error {
+		name, addr, ok := strings.Cut(v, "=")
+		if ip, err := netip.ParseAddr(addr); !ok || name == "" || err != nil || ip.Zone() != "" {
+			return fmt.Errorf("want NAME=ADDRESS, got %q", v)
+		}
+		records = append(records, v)
+		return nil
+	})
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -62,6 +73,14 @@ func main() {
 		id := s.AddZone(*zone, map[string]any{"ssl": *ssl})
 		for i := 0; i < *hosts; i++ {
 			s.AddRecord(id, "A", fmt.Sprintf("host-%d.%s", i, *zone), *origin, true)
+		}
+		for _, r := range records {
+			name, addr, _ := strings.Cut(r, "=")
+			typ := "A"
+			if netip.MustParseAddr(addr).Is6() {
+				typ = "AAAA"
+			}
+			s.AddRecord(id, typ, name, addr, true)
 		}
 	}
 	if *origin != "" {

@@ -56,7 +56,7 @@ func Load(ctx context.Context, main string, serverRoot string, env map[string]st
 		vars[k] = v
 	}
 	read := func(name string) (string, error) {
-		b, err := os.ReadFile(name)
+		b, err := readConfig(name)
 		return string(b), err
 	}
 	root, err := c.parseFile(ctx, main, vars, read, 0)
@@ -78,7 +78,7 @@ func Parse(name, text string, env map[string]string) (*Config, error) {
 		if n == name {
 			return text, nil
 		}
-		b, err := os.ReadFile(n)
+		b, err := readConfig(n)
 		return string(b), err
 	}
 	root, err := c.parseFile(context.Background(), name, vars, read, 0)

@@ -99,7 +99,7 @@ func UnitFromPath(p string) string {
 
 // Load reads a php-fpm.conf and the pool files it includes.
 func Load(file string) (*Config, error) {
-	text, err := os.ReadFile(file)
+	text, err := readConfig(file)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (c *Config) parse(file, text string, cur *Pool, depth int) error {
 			}
 			sort.Strings(files)
 			for _, f := range files {
-				b, err := os.ReadFile(f)
+				b, err := readConfig(f)
 				if err != nil {
 					c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", f, err))
 					continue

@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -408,7 +409,11 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty time")
 	}
-	if n, err := strconv.Atoi(s); err == nil {
+	if allDigits(s) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(time.Second) {
+			return 0, fmt.Errorf("time %q is too large", s)
+		}
 		return time.Duration(n) * time.Second, nil
 	}
 	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute,
@@ -423,7 +428,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		if i == 0 {
 			return 0, fmt.Errorf("bad time %q", s)
 		}
-		n, _ := strconv.Atoi(rest[:i])
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
 		rest = rest[i:]
 		j := 0
 		for j < len(rest) && (rest[j] < '0' || rest[j] > '9') {
@@ -432,6 +437,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		u, ok := units[rest[:j]]
 		if !ok {
 			return 0, fmt.Errorf("bad time %q", s)
+		}
+		if err != nil || n > (math.MaxInt64-int64(total))/int64(u) {
+			return 0, fmt.Errorf("time %q is too large", s)
 		}
 		total += time.Duration(n) * u
 		rest = rest[j:]
@@ -453,11 +461,24 @@ func ParseSize(s string) (int, error) {
 	case 'g', 'G':
 		mult, s = 1024*1024*1024, s[:len(s)-1]
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
+	if !allDigits(s) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n > math.MaxInt/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
 	return n * mult, nil
+}
+
+// allDigits: nginx numbers have no sign.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // fileExists is a seam for tests.
