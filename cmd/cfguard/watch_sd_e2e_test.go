@@ -2,11 +2,14 @@ package main
 
 // End-to-end tests of `cfguard watch --recover` under a real systemd
 // (internal/sdtest): Debian's nginx and php8.2-fpm units serve a PHP page in
-// the sandbox, the watch runs there as a service, and the test breaks
+// the sandbox, the watch runs there as cfguard-watch.service — the unit
+// `make install` installs, with its hardening, Type=notify and watchdog —
+// with CFGUARD_RECOVER=yes in /etc/default/cfguard, and the test breaks
 // PHP-FPM the ways production does. Every wait polls with a bound; no
 // timing is asserted.
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ import (
 const (
 	fpmUnit   = "php8.2-fpm.service"
 	fpmSock   = "unix:/run/php/php8.2-fpm.sock"
-	watchUnit = "cfguard-watch-test.service"
+	watchUnit = "cfguard-watch.service"
 	// recoverWait bounds the wait for the watch to bring FPM back: two
 	// (down) or three (hung, each up to the probe timeout) rounds, the
 	// config test and the restart.
@@ -39,9 +42,21 @@ const phpSite = `server {
 }
 `
 
-// SandboxSite boots nginx + PHP-FPM (with its ping and status pages) under
-// systemd, with cfguard installed and its table restored.
+// watchDefaults is /etc/default/cfguard for the test: recovery on, and
+// rounds every second so that the test is short.
+const watchDefaults = `CFGUARD_RECOVER=yes
+CFGUARD_WATCH_INTERVAL=1s
+CFGUARD_WATCH_PROBE_TIMEOUT=1s
+`
+
+// sandboxSite boots nginx + PHP-FPM (with its ping and status pages) under
+// systemd, with cfguard and cfguard-watch.service installed (not started)
+// and its table restored.
 func sandboxSite(t *testing.T) *sdtest.Sandbox {
+	unit, err := os.ReadFile("../../systemd/" + watchUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool, ok := sdtest.FPMPool()
 	if !ok {
 		t.Skip("skipped: php8.2-fpm is not installed")
@@ -50,6 +65,9 @@ func sandboxSite(t *testing.T) *sdtest.Sandbox {
 	sb := sdtest.Boot(t, sdtest.Options{Files: []sdtest.File{
 		pool,
 		{Path: "/usr/local/bin/cfguard", Src: cfguardBin, Mode: 0o755},
+		{Path: "/etc/systemd/system/" + watchUnit, Data: []byte(strings.ReplaceAll(string(unit), "@BINDIR@", "/usr/local/bin"))},
+		{Path: "/etc/default/cfguard", Data: []byte(watchDefaults)},
+		{Path: "/etc/cfguard/api-token", Data: []byte{}, Mode: 0o600}, // as make install leaves it
 		{Path: "/etc/nginx/sites-enabled/default", Data: []byte(phpSite)},
 		{Path: "/var/www/cfguard-test/index.php", Data: []byte("<?php echo 'ok from php';\n")},
 	}})
@@ -129,9 +147,11 @@ next:
 
 func TestWatchRecoverUnderSystemd(t *testing.T) {
 	sb := sandboxSite(t)
-	// The watch as a service of the sandbox's systemd, logging to its journal.
-	sb.MustExec(t, "systemd-run", "--unit="+watchUnit, "-p", "Environment=NOTIFY_SOCKET=",
-		"/usr/local/bin/cfguard", "watch", "--recover", "--interval", "1s", "--probe-timeout", "1s", "--kernel-log", "off")
+	// Type=notify: start returns once the watch said READY=1.
+	sb.MustExec(t, "systemctl", "start", watchUnit)
+	if s := unitProp(sb, watchUnit, "ActiveState") + " " + unitProp(sb, watchUnit, "SubState"); s != "active running" {
+		t.Fatalf("%s is %s", watchUnit, s)
+	}
 	journal := func() string { return sb.Journal(watchUnit) }
 	defer func() {
 		if t.Failed() {
@@ -214,8 +234,23 @@ func TestWatchRecoverUnderSystemd(t *testing.T) {
 		sb.MustExec(t, "systemctl", "start", fpmUnit)
 	})
 
+	t.Run("the unit is still up, its watchdog fed", func(t *testing.T) {
+		if s := unitProp(sb, watchUnit, "ActiveState"); s != "active" {
+			t.Errorf("%s is %s", watchUnit, s)
+		}
+		if n := unitProp(sb, watchUnit, "NRestarts"); n != "0" {
+			t.Errorf("%s restarted %s times (watchdog?)", watchUnit, n)
+		}
+		if u := unitProp(sb, watchUnit, "WatchdogUSec"); u != "1min" && u != "60000000" {
+			t.Errorf("WatchdogUSec = %q", u)
+		}
+	})
+
 	t.Run("metrics parse", func(t *testing.T) {
 		fams := scrapeIn(t, sb)
+		if fams == nil {
+			t.Fatal("/metrics did not answer")
+		}
 		for _, name := range []string{"cfguard_backend_up", "cfguard_guard_protected", "cfguard_listener_up", "cfguard_watch_last_check_timestamp_seconds"} {
 			if _, ok := fams[name]; !ok {
 				t.Errorf("/metrics lacks %s", name)
