@@ -129,6 +129,7 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 	m := metrics.New()
+	m.AddRuntime()
 
 	s := watch.Seams{
 		Discover: func(ctx context.Context) (watch.Backends, error) {

@@ -226,6 +226,9 @@ func TestWatchSeesFPMDieAndComeBack(t *testing.T) {
 	s.waitMetric("cfguard_fpm_idle_processes", labels, 1, log)
 	s.waitMetric("cfguard_guard_protected", nil, 1, log)
 	s.waitMetric("cfguard_listener_up", map[string]string{"address": "127.0.0.1:8080"}, 1, log)
+	if v, ok := s.scrape("process_resident_memory_bytes", nil); !ok || v <= 0 {
+		t.Errorf("the watch does not expose its own memory: %v %v", v, ok)
+	}
 
 	s.killFPM()
 	s.waitMetric("cfguard_backend_up", labels, 0, log)

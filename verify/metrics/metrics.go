@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cfguard/cfguard/internal/guard"
@@ -142,6 +143,12 @@ func Names() []string {
 
 // descName is the fqName in a Desc's String() (the library has no getter).
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// AddRuntime adds the process's own metrics (process_*, go_*: memory, CPU,
+// open files of the watch itself), for a long-running exporter.
+func (m *Metrics) AddRuntime() {
+	m.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+}
 
 // Registry is the registry, for tests and for serving.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
