@@ -152,8 +152,10 @@ func state(t *testing.T, sb *sdtest.Sandbox) UnitState {
 	return st
 }
 
-func activeState(sb *sdtest.Sandbox, unit string) string {
-	out, _ := sb.Exec("systemctl", "show", "-p", "ActiveState", "--value", unit)
+func activeState(sb *sdtest.Sandbox, unit string) string { return unitProp(sb, unit, "ActiveState") }
+
+func unitProp(sb *sdtest.Sandbox, unit, prop string) string {
+	out, _ := sb.Exec("systemctl", "show", "-p", prop, "--value", unit)
 	return strings.TrimSpace(out)
 }
 
@@ -261,6 +263,27 @@ func TestRealSystemd(t *testing.T) {
 		}
 		if s := activeState(sb, fpmUnit); s != "failed" {
 			t.Errorf("after the refused 4th restart the unit is %s, want failed (left alone)", s)
+		}
+	})
+
+	t.Run("held by systemd's start limit", func(t *testing.T) {
+		// Debian's php8.2-fpm.service has systemd's default start limit (5
+		// starts in 10 s): start it more often than that.
+		sb.MustExec(t, "systemctl", "reset-failed", fpmUnit)
+		for i := 0; i < 8 && unitProp(sb, fpmUnit, "Result") != "start-limit-hit"; i++ {
+			sb.Exec("systemctl", "restart", fpmUnit)
+		}
+		if r := unitProp(sb, fpmUnit, "Result"); r != "start-limit-hit" {
+			t.Skipf("skipped: eight restarts did not hit the start limit (Result=%s)", r)
+		}
+		a := recoverFPM(t, sb, ReasonDown)
+		want := "systemd's start limit holds php8.2-fpm.service (start-limit-hit): it restarted too often; `systemctl reset-failed php8.2-fpm.service` lets it start again"
+		if (a != jsonAction{Refused: want}) {
+			t.Errorf("Recover: %+v", a)
+		}
+		sb.MustExec(t, "systemctl", "reset-failed", fpmUnit)
+		if a := recoverFPM(t, sb, ReasonDown); (a != jsonAction{Restarted: true, JobResult: "done"}) {
+			t.Errorf("Recover after reset-failed: %+v", a)
 		}
 	})
 

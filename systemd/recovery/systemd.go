@@ -119,8 +119,9 @@ func (s *Systemd) State(ctx context.Context, unit string) (UnitState, error) {
 	return st, nil
 }
 
-// Recover brings req.Unit back: it must be loaded, its configuration test
-// must pass and the rate limit must allow a restart; then the unit is
+// Recover brings req.Unit back: it must be loaded and not held by systemd's
+// own start limit, its configuration test must pass and the rate limit
+// must allow a restart; then the unit is
 // restarted (job mode "replace") and the job's result awaited, at most
 // JobTimeout.
 func (s *Systemd) Recover(ctx context.Context, req Request) Action {
@@ -138,6 +139,12 @@ func (s *Systemd) Recover(ctx context.Context, req Request) Action {
 		return a
 	default:
 		a.Refused = fmt.Sprintf("unit %s is not loaded (%s)", name, st.LoadState)
+		return a
+	}
+	if st.Result == "start-limit-hit" {
+		// A restart job would fail at once: systemd's own StartLimitBurst=
+		// holds the unit until someone resets it.
+		a.Refused = fmt.Sprintf("systemd's start limit holds %s (start-limit-hit): it restarted too often; `systemctl reset-failed %s` lets it start again", name, name)
 		return a
 	}
 	refused, err := configTest(ctx, s.run, req.ConfigTest)

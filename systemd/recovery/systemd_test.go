@@ -86,6 +86,14 @@ func TestRecover(t *testing.T) {
 			want: Action{Refused: "unit masked.service is masked"},
 		},
 		{
+			name: "held by systemd's start limit: refused, not a job that fails at once",
+			req:  Request{Unit: "php8.2-fpm.service", ConfigTest: fpmTest},
+			setup: func(t *testing.T, c *fakeConn, r *fakeRun) {
+				c.services["php8.2-fpm.service"]["Result"] = "start-limit-hit"
+			},
+			want: Action{Refused: "systemd's start limit holds php8.2-fpm.service (start-limit-hit): it restarted too often; `systemctl reset-failed php8.2-fpm.service` lets it start again"},
+		},
+		{
 			name:   "job failed",
 			req:    Request{Unit: "php8.2-fpm.service"},
 			setup:  func(t *testing.T, c *fakeConn, r *fakeRun) { c.result = "failed" },
