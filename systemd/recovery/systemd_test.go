@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -293,5 +294,22 @@ func TestExecRunBounded(t *testing.T) {
 	cancel()
 	if r, err := configTest(ctx, execRun, []string{"sleep", "5"}); r != "" || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %q, %v", r, err)
+	}
+}
+
+// TestNoBus: systemd says it booted the machine, but neither its private
+// socket nor the system bus answers: one error, wrapping ErrNoSystemd.
+func TestNoBus(t *testing.T) {
+	for _, p := range []string{"/run/systemd/private", "/run/dbus/system_bus_socket"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Skipf("skipped: %s exists here", p)
+		}
+	}
+	old := runDir
+	runDir = t.TempDir()
+	defer func() { runDir = old }()
+	_, err := New(context.Background())
+	if !errors.Is(err, ErrNoSystemd) || !strings.HasPrefix(err.Error(), "systemd is not running here: connecting over D-Bus: ") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("New without a bus: %v", err)
 	}
 }
