@@ -18,6 +18,7 @@ help:
 	@echo "make test     lint, every test (kernel and web-server tests need root), each fuzz target briefly"
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
+	@echo "make bench-watch  recovery times of watch --recover vs systemd and monit, in a sandbox (needs root)"
 	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
 
@@ -72,6 +73,9 @@ fuzz-smoke:
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+bench-watch:
+	./scripts/bench-watch.sh
 
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
