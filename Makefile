@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 GO      ?= go
 
-.PHONY: help build test lint demo bench install uninstall clean
+.PHONY: help build test lint demo bench install uninstall clean deb
 
 help:
 	@echo "make build    build bin/cfguard"
@@ -14,6 +14,7 @@ help:
 	@echo "make demo     cfguard's main job in a throwaway network namespace (needs root)"
 	@echo "make bench    Go benchmarks and whole-command timings (needs root)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
+	@echo "make deb      build dist/cfguard_<version>_<arch>.deb (docs/packaging.md)"
 
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/cfguard ./cmd/cfguard
@@ -47,5 +48,12 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfguard
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service)
 
+# The package's binary is static (CGO_ENABLED=0): it depends on no libc.
+# mkdeb is a module of its own, so nfpm never reaches cfguard's go.mod.
+deb:
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o dist/cfguard ./cmd/cfguard
+	cd internal/cmd/mkdeb && $(GO) run . -root $(CURDIR) -bin $(CURDIR)/dist/cfguard -out $(CURDIR)/dist $(if $(DEB_VERSION),-version $(DEB_VERSION))
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
