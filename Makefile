@@ -48,11 +48,12 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfguard
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service)
 
-# The package's binary is static (CGO_ENABLED=0): it depends on no libc.
+# The package's binary is a static PIE (CGO_ENABLED=0, -buildmode=pie):
+# it depends on no libc and gets ASLR, as Debian builds Go.
 # mkdeb is a module of its own, so nfpm never reaches cfguard's go.mod.
 deb:
 	mkdir -p dist
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o dist/cfguard ./cmd/cfguard
+	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o dist/cfguard ./cmd/cfguard
 	cd internal/cmd/mkdeb && $(GO) run . -root $(CURDIR) -bin $(CURDIR)/dist/cfguard -out $(CURDIR)/dist $(if $(DEB_VERSION),-version $(DEB_VERSION))
 
 clean:
