@@ -52,6 +52,7 @@ type probeResult struct {
 // fpmStatus is what PHP-FPM's status page says.
 type fpmStatus struct {
 	listenQueue, maxListenQueue, maxChildrenReached, active, total, slow int
+	idle, listenQueueLen                                                 int
 }
 
 // cred is the user a web server's workers run as.
@@ -264,6 +265,10 @@ func parseFPMStatus(body string) *fpmStatus {
 			s.maxChildrenReached = n
 		case "active processes":
 			s.active = n
+		case "idle processes":
+			s.idle = n
+		case "listen queue len":
+			s.listenQueueLen = n
 		case "total processes":
 			s.total = n
 		case "slow requests":

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -518,7 +519,8 @@ func TestNginxFPMStatusPage(t *testing.T) {
 		return 0
 	}
 	want := fpmStatus{listenQueue: field("listen queue"), maxListenQueue: field("max listen queue"), maxChildrenReached: field("max children reached"),
-		active: field("active processes"), total: field("total processes"), slow: field("slow requests")}
+		active: field("active processes"), total: field("total processes"), slow: field("slow requests"),
+		idle: field("idle processes"), listenQueueLen: field("listen queue len")}
 	if want.maxChildrenReached < 1 {
 		t.Fatalf("max children reached = %d after %d concurrent requests on one child", want.maxChildrenReached, len(codes))
 	}
@@ -547,5 +549,62 @@ func TestNginxFPMStatusPage(t *testing.T) {
 	wantWarn := fmt.Sprintf("unix:%s: the pool has reached pm.max_children %s since it started (status page)", sock, times(res.fpm.maxChildrenReached))
 	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), wantWarn) {
 		t.Errorf("warnings %q lack %q", out.Warnings, wantWarn)
+	}
+}
+
+// TestWatchBackendsAndProbe: the watch's view of a real nginx + php-fpm:
+// Backends names the pool's socket, its unit and config test; Probe says up,
+// then down once php-fpm is stopped.
+func TestWatchBackendsAndProbe(t *testing.T) {
+	s := newSite(t, "php-fpm8.2")
+	sock := s.path("php.sock")
+	if _, err := exec.LookPath("php-fpm8.2"); err != nil {
+		t.Skip("skipped: php-fpm8.2 is not installed")
+	}
+	fpmCmd := s.ns.Start("php-fpm8.2", "-F", "-R", "-y", s.fpmConf(sock, "pm.status_path = /status"))
+	waitFile(t, sock)
+	s.startNginx(s.nginxConf(8080, fastcgiLocation(sock)), 8080)
+	var bs []Watched
+	var a *Analyzer
+	err := s.ns.Do(func() error {
+		var err error
+		a, _, err = Discover(context.Background(), Options{NginxConfig: s.path("nginx.conf"), FPMConfigs: []string{s.path("php-fpm.conf")}, Timeout: 2 * time.Second})
+		if err != nil {
+			return err
+		}
+		bs = a.Backends()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 {
+		t.Fatalf("Backends = %+v, want one", bs)
+	}
+	b := bs[0]
+	got := []string{b.Web, b.Module, b.Target, b.Pool, b.Host}
+	if diff := cmp.Diff([]string{"nginx", "fastcgi", "unix:" + sock, "www", testHost}, got); diff != "" {
+		t.Errorf("backend (-want +got)\n%s", diff)
+	}
+	c := a.Probe(context.Background(), b)
+	if c.State != StateUp || c.Pool == nil || c.Pool.Total < 1 {
+		t.Fatalf("Probe of a running pool = %+v (pool %+v)", c, c.Pool)
+	}
+	if len(a.LogFiles()) < 2 {
+		t.Errorf("LogFiles = %+v, want nginx's and php-fpm's", a.LogFiles())
+	}
+	webs := a.Webs()
+	if len(webs) != 1 || len(webs[0].Listens) == 0 || webs[0].Listens[0].String() != "127.0.0.1:8080" {
+		t.Errorf("Webs = %+v", webs)
+	}
+	syscall.Kill(-fpmCmd.Process.Pid, syscall.SIGKILL) // the process group the test started
+	fpmCmd.Wait()
+	deadline := time.Now().Add(startWait)
+	for c.State == StateUp && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		c = a.Probe(context.Background(), b)
+	}
+	if c.State != StateDown {
+		t.Errorf("Probe of a stopped pool = %+v, want down", c)
 	}
 }

@@ -1,0 +1,244 @@
+// Package metrics renders what cfguard knows — the guard's status, a verify
+// report, the watch's backend checks and recoveries — as Prometheus metrics:
+// served by `cfguard watch` at /metrics, or written once by status, verify
+// and sync (--metrics-file) for node_exporter's textfile collector. Findings
+// stay data; this is one more renderer of the same values.
+package metrics
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cfguard/cfguard/internal/guard"
+	"github.com/cfguard/cfguard/systemd/recovery"
+	"github.com/cfguard/cfguard/verify/backend"
+	"github.com/cfguard/cfguard/verify/report"
+)
+
+const ns = "cfguard"
+
+// Metrics is one registry with every cfguard metric. Its methods are safe
+// for concurrent use (the collectors lock).
+type Metrics struct {
+	reg *prometheus.Registry
+
+	guardProtected *prometheus.GaugeVec // no labels, Vec so it can be absent until set
+	guardPresent   *prometheus.GaugeVec
+	guardRanges    *prometheus.GaugeVec
+	guardLastSync  *prometheus.GaugeVec
+	guardRestores  *prometheus.CounterVec
+
+	syncSuccess   *prometheus.GaugeVec
+	syncTimestamp *prometheus.GaugeVec
+
+	verifySuccess   *prometheus.GaugeVec
+	verifyTimestamp *prometheus.GaugeVec
+	pathUp          *prometheus.GaugeVec
+	pathStatus      *prometheus.GaugeVec
+	pathStage       *prometheus.GaugeVec
+	pathsFailing    *prometheus.GaugeVec
+
+	backendUp      *prometheus.GaugeVec
+	backendHung    *prometheus.GaugeVec
+	backendProbe   *prometheus.GaugeVec
+	fpmActive      *prometheus.GaugeVec
+	fpmIdle        *prometheus.GaugeVec
+	fpmQueue       *prometheus.GaugeVec
+	fpmMaxChildren *prometheus.GaugeVec
+	listenerUp     *prometheus.GaugeVec
+
+	logEvents *prometheus.CounterVec
+	oomKills  *prometheus.CounterVec
+
+	recoveries *prometheus.CounterVec
+	refused    *prometheus.CounterVec
+	failed     *prometheus.CounterVec
+
+	checkDuration *prometheus.GaugeVec
+	lastCheck     *prometheus.GaugeVec
+}
+
+var pathLabels = []string{"zone", "hostname", "origin", "port", "scheme"}
+
+// New makes an empty registry. Nothing is exposed until it is set, so a
+// one-shot command's file holds only what that command knows.
+func New() *Metrics {
+	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, labels)
+	}
+	c := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		reg:            prometheus.NewRegistry(),
+		guardProtected: g("guard_protected", "1 when cfguard's table is present, hooked and its Cloudflare sets are not empty."),
+		guardPresent:   g("guard_table_present", "1 when cfguard's nftables table exists."),
+		guardRanges:    g("guard_ranges", "Cloudflare ranges in the kernel, as merged intervals.", "family"),
+		guardLastSync:  g("guard_last_sync_timestamp_seconds", "When the cached list of Cloudflare's ranges was fetched (the last successful sync)."),
+		guardRestores:  c("guard_restores_total", "Times the watch put a vanished table back from the cache.", "result"),
+
+		syncSuccess:   g("sync_success", "1 when the last `cfguard sync` applied or confirmed the list, 0 when it failed."),
+		syncTimestamp: g("sync_timestamp_seconds", "When `cfguard sync` last ran."),
+
+		verifySuccess:   g("verify_success", "1 when the last verify could run (whatever it found), 0 when it could not."),
+		verifyTimestamp: g("verify_timestamp_seconds", "When the last verify ran."),
+		pathUp:          g("path_up", "1 when verify predicts the path from Cloudflare's edge to this origin succeeds, 0 when it would fail.", pathLabels...),
+		pathStatus:      g("path_predicted_status", "The status verify predicts a visitor gets on the path (the origin's own status when it passes).", pathLabels...),
+		pathStage:       g("path_stage_info", "The stage that judged the path (the failing one, or the last one passed).", append(append([]string{}, pathLabels...), "stage")...),
+		pathsFailing:    g("paths_failing", "Paths verify predicts would fail."),
+
+		backendUp:      g("backend_up", "1 when the backend behind the web server answered the last probe.", "backend", "unit"),
+		backendHung:    g("backend_hung_probes", "Probes in a row that timed out or found the backend saturated.", "backend", "unit"),
+		backendProbe:   g("backend_probe_duration_seconds", "Time the backend took to answer the last probe.", "backend", "unit"),
+		fpmActive:      g("fpm_active_processes", "PHP-FPM pool children serving a request (status page).", "backend", "pool"),
+		fpmIdle:        g("fpm_idle_processes", "PHP-FPM pool children waiting for a request (status page).", "backend", "pool"),
+		fpmQueue:       g("fpm_listen_queue", "Requests waiting for a free PHP-FPM child (status page).", "backend", "pool"),
+		fpmMaxChildren: g("fpm_max_children_reached", "Times the PHP-FPM pool hit pm.max_children since it started (status page).", "backend", "pool"),
+		listenerUp:     g("listener_up", "1 when the web server accepts connections on the address.", "web", "address"),
+
+		logEvents: c("log_events_total", "Error-log lines the watch classified as a cause of 5xx, as they were written.", "source", "kind"),
+		oomKills:  c("oom_kills_total", "Processes the kernel's OOM killer killed while the watch ran.", "process"),
+
+		recoveries: c("recoveries_total", "Restarts of a backend's unit the watch asked for and systemd ran.", "unit", "reason"),
+		refused:    c("recoveries_refused_total", "Recoveries refused (configuration test failed, backing off, unit not loaded).", "unit", "reason"),
+		failed:     c("recoveries_failed_total", "Recoveries whose restart job failed or could not be asked for.", "unit", "reason"),
+
+		checkDuration: g("check_duration_seconds", "How long the last run of each check took.", "check"),
+		lastCheck:     g("watch_last_check_timestamp_seconds", "When the watch last finished a round of checks."),
+	}
+	m.reg.MustRegister(m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
+		m.syncSuccess, m.syncTimestamp,
+		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing,
+		m.backendUp, m.backendHung, m.backendProbe, m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren, m.listenerUp,
+		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck)
+	return m
+}
+
+// Registry is the registry, for tests and for serving.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// WriteFile writes every metric to path in the text format, atomically
+// (a temporary file renamed over it), for node_exporter's textfile
+// collector.
+func (m *Metrics) WriteFile(path string) error {
+	if err := prometheus.WriteToTextfile(path, m.reg); err != nil {
+		return fmt.Errorf("writing metrics to %s: %w", path, err)
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func ts(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// SetGuard renders the guard's status.
+func (m *Metrics) SetGuard(st guard.Status) {
+	m.guardProtected.WithLabelValues().Set(b2f(st.Protected))
+	m.guardPresent.WithLabelValues().Set(b2f(st.Present))
+	m.guardRanges.WithLabelValues("ipv4").Set(float64(st.IPv4))
+	m.guardRanges.WithLabelValues("ipv6").Set(float64(st.IPv6))
+	if st.LastSync != nil {
+		m.guardLastSync.WithLabelValues().Set(ts(*st.LastSync))
+	}
+}
+
+// GuardRestored counts a table put back ("ok" or "error").
+func (m *Metrics) GuardRestored(err error) {
+	r := "ok"
+	if err != nil {
+		r = "error"
+	}
+	m.guardRestores.WithLabelValues(r).Inc()
+}
+
+// SetSync renders the outcome of one sync.
+func (m *Metrics) SetSync(at time.Time, err error) {
+	m.syncSuccess.WithLabelValues().Set(b2f(err == nil))
+	m.syncTimestamp.WithLabelValues().Set(ts(at))
+}
+
+// SetReport renders a verify report: one series per path, replacing the
+// previous report's (a path that is gone disappears).
+func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
+	m.verifyTimestamp.WithLabelValues().Set(ts(at))
+	m.verifySuccess.WithLabelValues().Set(b2f(rep != nil))
+	if rep == nil {
+		return
+	}
+	m.pathUp.Reset()
+	m.pathStatus.Reset()
+	m.pathStage.Reset()
+	failing := 0
+	for _, p := range rep.Paths {
+		l := []string{p.Zone, p.Hostname, p.OriginIP, strconv.Itoa(p.Port), p.Scheme}
+		m.pathUp.WithLabelValues(l...).Set(b2f(p.OK))
+		m.pathStatus.WithLabelValues(l...).Set(float64(p.Status))
+		m.pathStage.WithLabelValues(append(l, string(p.Stage))...).Set(1)
+		if !p.OK {
+			failing++
+		}
+	}
+	m.pathsFailing.WithLabelValues().Set(float64(failing))
+}
+
+// SetBackend renders one backend check; hung is the probes in a row that
+// timed out or found it saturated.
+func (m *Metrics) SetBackend(b backend.Watched, c backend.Check, hung int) {
+	m.backendUp.WithLabelValues(b.Target, b.Unit).Set(b2f(c.State == backend.StateUp))
+	m.backendHung.WithLabelValues(b.Target, b.Unit).Set(float64(hung))
+	if c.State == backend.StateUp {
+		m.backendProbe.WithLabelValues(b.Target, b.Unit).Set(c.Took.Seconds())
+	}
+	if p := c.Pool; p != nil {
+		m.fpmActive.WithLabelValues(b.Target, b.Pool).Set(float64(p.Active))
+		m.fpmIdle.WithLabelValues(b.Target, b.Pool).Set(float64(p.Idle))
+		m.fpmQueue.WithLabelValues(b.Target, b.Pool).Set(float64(p.ListenQueue))
+		m.fpmMaxChildren.WithLabelValues(b.Target, b.Pool).Set(float64(p.MaxChildrenReached))
+	}
+}
+
+// SetListener renders whether a web server accepts on an address.
+func (m *Metrics) SetListener(web, address string, up bool) {
+	m.listenerUp.WithLabelValues(web, address).Set(b2f(up))
+}
+
+// LogEvent counts one classified error-log line.
+func (m *Metrics) LogEvent(source, kind string) { m.logEvents.WithLabelValues(source, kind).Inc() }
+
+// OOMKill counts one OOM kill.
+func (m *Metrics) OOMKill(process string) { m.oomKills.WithLabelValues(process).Inc() }
+
+// Action renders what the Recoverer did.
+func (m *Metrics) Action(a recovery.Action) {
+	switch {
+	case a.Refused != "":
+		m.refused.WithLabelValues(a.Unit, a.Reason).Inc()
+	case a.Err != nil || !a.Restarted || a.JobResult != "done":
+		m.failed.WithLabelValues(a.Unit, a.Reason).Inc()
+	default:
+		m.recoveries.WithLabelValues(a.Unit, a.Reason).Inc()
+	}
+}
+
+// CheckDuration records how long one check took.
+func (m *Metrics) CheckDuration(check string, d time.Duration) {
+	m.checkDuration.WithLabelValues(check).Set(d.Seconds())
+}
+
+// RoundDone records the end of a round of checks.
+func (m *Metrics) RoundDone(at time.Time) { m.lastCheck.WithLabelValues().Set(ts(at)) }
