@@ -139,6 +139,7 @@ func build(o options) (string, error) {
 		add(p, f.dst, "", 0o644)
 	}
 	add(filepath.Join(o.root, "packaging/deb/copyright"), "/usr/share/doc/cfguard/copyright", "", 0o644)
+	add(filepath.Join(o.root, "packaging/deb/lintian-overrides"), "/usr/share/lintian/overrides/cfguard", "", 0o644)
 	add(filepath.Join(o.root, "systemd/cfguard.default"), "/etc/default/cfguard", files.TypeConfig, 0o644)
 
 	units, err := unitFiles(o.root)
