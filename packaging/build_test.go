@@ -19,10 +19,28 @@ type debs struct {
 	v1, v1again, v2 string
 }
 
+// workDir holds what buildDebs built, for every test of the package.
+var (
+	workDir string
+	built   *debs
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if workDir != "" {
+		os.RemoveAll(workDir)
+	}
+	os.Exit(code)
+}
+
 // buildDebs builds cfguard as `make deb` does (static PIE) at two versions
-// and packages each with mkdeb. It skips without the go tool or dpkg-deb.
+// and packages each with mkdeb, once for all tests. It skips without the go
+// tool or dpkg-deb.
 func buildDebs(t *testing.T) debs {
 	t.Helper()
+	if built != nil {
+		return *built
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("skipped: no go tool in PATH")
@@ -34,7 +52,13 @@ func buildDebs(t *testing.T) debs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	if workDir != "" {
+		os.RemoveAll(workDir)
+	}
+	if workDir, err = os.MkdirTemp("", "cfguard-packaging-"); err != nil {
+		t.Fatal(err)
+	}
+	dir := workDir
 	run := func(cmdDir string, env []string, name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(name, args...)
@@ -62,6 +86,7 @@ func buildDebs(t *testing.T) debs {
 		*b.out = run(root, []string{"SOURCE_DATE_EPOCH=" + sourceDate}, mkdeb,
 			"-root", root, "-bin", bin, "-version", b.version, "-out", filepath.Join(dir, b.sub))
 	}
+	built = &d
 	return d
 }
 
