@@ -209,3 +209,19 @@ func gunzip(t *testing.T, path string) string {
 	}
 	return string(out)
 }
+
+// TestMkdebModule runs go vet and the tests of internal/cmd/mkdeb, a module
+// of its own that `go test ./...` at the root does not reach.
+func TestMkdebModule(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("skipped: no go tool in PATH")
+	}
+	for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "./..."}, {"mod", "tidy", "-diff"}} {
+		cmd := exec.Command(goBin, args...)
+		cmd.Dir = "../internal/cmd/mkdeb"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go %s in internal/cmd/mkdeb: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
