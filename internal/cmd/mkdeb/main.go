@@ -19,7 +19,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "the cfguard binary to package (built for the package's architecture and runnable here)")
 	flag.StringVar(&o.version, "version", "", "Debian version (default: from git describe in -root)")
 	flag.StringVar(&o.out, "out", "dist", "directory the .deb is written to")
-	flag.StringVar(&o.maintainer, "maintainer", "cfguard developers <cfguard@users.noreply.github.com>", "Maintainer field")
+	flag.StringVar(&o.maintainer, "maintainer", "cfguard maintainers <maintainers@cfguard.invalid>", "Maintainer field")
 	flag.Parse()
 	if o.bin == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "mkdeb: usage: mkdeb -bin PATH [-root DIR] [-version V] [-out DIR]")
