@@ -135,3 +135,22 @@ func TestDefaultsAreDeclaredNotParsed(t *testing.T) {
 		t.Errorf("defaults taken from the environment:\n%s", b.String())
 	}
 }
+
+// FuzzEsc: escaped text never starts a roff request, holds no raw control
+// character and no non-ASCII byte, whatever the usage strings say.
+func FuzzEsc(f *testing.F) {
+	for _, s := range []string{"plain", ".TH x", "'x", "a\\b", "tab\there", "nl\nhere", "\x00\x1b[31m", "…", "--flag"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := esc(s)
+		if strings.HasPrefix(e, ".") || strings.HasPrefix(e, "'") {
+			t.Fatalf("esc(%q) = %q starts a request", s, e)
+		}
+		for i := 0; i < len(e); i++ {
+			if c := e[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
+				t.Fatalf("esc(%q) = %q holds byte %#x", s, e, c)
+			}
+		}
+	})
+}

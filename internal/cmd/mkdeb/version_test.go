@@ -60,3 +60,17 @@ func TestDebVersionOrder(t *testing.T) {
 		prev = v
 	}
 }
+
+// FuzzDebVersion: whatever git prints, debVersion either refuses it or
+// returns a valid native Debian version; it never panics.
+func FuzzDebVersion(f *testing.F) {
+	for _, s := range []string{"v1.2.3", "v1.2.3-4-gabc1234-dirty", "b15f91c", "v1.3.0-rc1", "", "v", "1234567", "v1.2.3\n"} {
+		f.Add(s, 7)
+	}
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		v, err := debVersion(s, n)
+		if err == nil && !debianVersion.MatchString(v) {
+			t.Fatalf("debVersion(%q, %d) = %q: not a Debian version", s, n, v)
+		}
+	})
+}
