@@ -62,3 +62,11 @@ func TestManDate(t *testing.T) {
 		}
 	}
 }
+
+func TestManRefusesArguments(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := newApp(&out, &errb).Run(context.Background(), []string{"cfguard", "man", "extra"})
+	if code := exitCode(err); code != exitUsage || out.Len() > 0 {
+		t.Errorf("cfguard man extra: exit %d, stdout %q; want exit %d and nothing printed", code, out.String(), exitUsage)
+	}
+}
