@@ -3,13 +3,14 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 GO      ?= go
 # Pinned linters, run through the module proxy (no install step).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOVULNCHECK ?= $(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0
 VULNDB      ?= https://vuln.go.dev
 
-.PHONY: help build test lint vuln fuzz-smoke demo bench install uninstall clean
+.PHONY: help build test lint vuln fuzz-smoke demo bench bench-watch install uninstall clean deb
 
 help:
 	@echo "make build    build bin/cfguard"
@@ -21,15 +22,17 @@ help:
 	@echo "make bench-watch  recovery times of watch --recover vs systemd and monit, in a sandbox (needs root)"
 	@echo "make fuzz-smoke  each fuzz target for $(FUZZTIME) (FUZZTIME=1m for longer)"
 	@echo "make install  install the binary, the systemd units and /etc/default/cfguard"
+	@echo "make deb      build dist/cfguard_<version>_<arch>.deb (docs/packaging.md)"
 
 build:
-	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/cfguard ./cmd/cfguard
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/cfguard ./cmd/cfguard
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(STATICCHECK) ./...
+	cd internal/cmd/mkdeb && $(GO) vet ./...
 
 vuln:
 	@if curl -fsS -m 10 -o /dev/null $(VULNDB)/index/db.json 2>/dev/null; then $(GOVULNCHECK) ./...; else echo "govulncheck skipped: $(VULNDB) is unreachable"; fi
@@ -91,5 +94,13 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfguard
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,cfguard-sync.service cfguard-sync.timer cfguard-restore.service cfguard-watch.service)
 
+# The package's binary is a static PIE (CGO_ENABLED=0, -buildmode=pie):
+# it depends on no libc and gets ASLR, as Debian builds Go.
+# mkdeb is a module of its own, so nfpm never reaches cfguard's go.mod.
+deb:
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o dist/cfguard ./cmd/cfguard
+	cd internal/cmd/mkdeb && $(GO) run . -root $(CURDIR) -bin $(CURDIR)/dist/cfguard -out $(CURDIR)/dist $(if $(DEB_VERSION),-version $(DEB_VERSION))
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
