@@ -28,6 +28,10 @@ func (w *Watcher) recover(ctx context.Context, r *Round, now time.Time) {
 		switch {
 		case br.DownRun >= w.cfg.DownAfter:
 			reason = recovery.ReasonDown
+		case br.DownRun >= 1 && w.unitDead(ctx, br.Backend.Unit):
+			// systemd itself says the unit is dead (a crash, an OOM kill):
+			// no need to wait for a second round to be sure.
+			reason = recovery.ReasonDown
 		case br.HungRun >= w.cfg.HungAfter:
 			reason = recovery.ReasonHung
 		}
@@ -120,6 +124,19 @@ func (w *Watcher) ask(ctx context.Context, now time.Time, asked map[string]bool,
 	w.m.Action(a)
 	w.logAction(a)
 	return a, true
+}
+
+// unitDead says whether systemd reports unit failed or inactive, when
+// recovery is on and systemd can be asked (bounded by ProbeTimeout). A unit
+// that is starting, stopping or active, or that cannot be read, is not dead.
+func (w *Watcher) unitDead(ctx context.Context, unit string) bool {
+	if !w.cfg.Recover || w.s.Recoverer == nil || unit == "" {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+	defer cancel()
+	us, err := w.s.Recoverer.State(sctx, unit)
+	return err == nil && us.LoadState == "loaded" && (us.ActiveState == "failed" || us.ActiveState == "inactive")
 }
 
 func (w *Watcher) logAction(a recovery.Action) {

@@ -87,6 +87,46 @@ func TestDownOnceIsNoRequest(t *testing.T) {
 	}
 }
 
+// A backend down in its first round whose unit systemd reports failed (a
+// crash, an OOM kill) is brought back at once; one whose unit is active, or
+// whose state cannot be read, waits for the second round.
+func TestDownAndUnitDeadAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		state   recovery.UnitState
+		firstAt int
+	}{
+		{"failed", recovery.UnitState{Unit: "php8.2-fpm.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal"}, 0},
+		{"inactive", recovery.UnitState{Unit: "php8.2-fpm.service", LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}, 0},
+		{"active (socket gone, process alive)", recovery.UnitState{Unit: "php8.2-fpm.service", LoadState: "loaded", ActiveState: "active", SubState: "running"}, 1},
+		{"unknown", recovery.UnitState{}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, Config{Recover: true})
+			r.rec.state = tt.state
+			r.bk.set(fpmBackend.Target, down, down, down)
+			rs := r.rounds(3)
+			first := -1
+			for i, x := range rs {
+				if len(x.Actions) > 0 && first < 0 {
+					first = i
+				}
+			}
+			if first != tt.firstAt || len(r.rec.reqs) != 1 {
+				t.Errorf("first request in round %d (%d requests), want round %d and one request", first, len(r.rec.reqs), tt.firstAt)
+			}
+		})
+	}
+	// Recovery off: systemd is not even asked, nothing is requested.
+	r := newRig(t, Config{})
+	r.rec.state = recovery.UnitState{Unit: "php8.2-fpm.service", LoadState: "loaded", ActiveState: "failed"}
+	r.bk.set(fpmBackend.Target, down)
+	r.rounds(1)
+	if len(r.rec.reqs) != 0 {
+		t.Errorf("recovery off: %d requests", len(r.rec.reqs))
+	}
+}
+
 func TestHungThreeInARow(t *testing.T) {
 	r := newRig(t, Config{Recover: true})
 	r.bk.set(fpmBackend.Target, hung, hung, up, hung, hung, hung, up)
