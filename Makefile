@@ -79,6 +79,7 @@ fuzz-smoke:
 
 bench-watch:
 	./scripts/bench-watch.sh
+	./scripts/bench-watch-hosts.sh
 
 install: build
 	install -D -m 0755 bin/cfguard $(DESTDIR)$(BINDIR)/cfguard
