@@ -12,24 +12,17 @@ import (
 )
 
 // debianFilter is an administrator's own table, as Debian's nftables.conf
-// starts it and as a hardened host runs it: policy drop, SSH accepted.
-const debianFilter = `table inet filter {
-	chain input {
-		type filter hook input priority filter; policy drop;
-		ct state established,related accept
-		iif "lo" accept
-		tcp dport 22 accept
-	}
+// starts it and as a hardened host runs it: policy drop, SSH accepted, an
+// output chain. cmd/cfguard's end-to-end tests load the same file.
+var debianFilter = mustRead("testdata/debian-filter.nft")
 
-	chain forward {
-		type filter hook forward priority filter; policy drop;
+func mustRead(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		panic(err)
 	}
-
-	chain output {
-		type filter hook output priority filter; policy accept;
-	}
+	return string(b)
 }
-`
 
 func loadNft(t *testing.T, ns *nstest.NS, text string) {
 	t.Helper()

@@ -93,7 +93,13 @@ func (s *site) cfguard(args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	full := append([]string{"--state-dir", s.state, "--api-url", s.api.URL}, args...)
-	cmd := s.origin.Command(ctx, cfguardBin, full...)
+	return runCmd(s.t, s.origin.Command(ctx, cfguardBin, full...))
+}
+
+// runCmd runs cmd (not yet started) to its end and returns its stdout,
+// stderr and exit code; a command that cannot run at all fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -103,7 +109,7 @@ func (s *site) cfguard(args ...string) (stdout, stderr string, code int) {
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	default:
-		s.t.Fatalf("running cfguard %v: %v", args, err)
+		t.Fatalf("running %v: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
 }

@@ -40,24 +40,14 @@ func init() {
 }
 
 // debianFilter is the administrator's own table: policy drop, SSH accepted,
-// an output chain.
-const debianFilter = `table inet filter {
-	chain input {
-		type filter hook input priority filter; policy drop;
-		ct state established,related accept
-		iif "lo" accept
-		tcp dport 22 accept
+// an output chain (the firewall package's tests load the same file).
+var debianFilter = func() string {
+	b, err := os.ReadFile("../../firewall/testdata/debian-filter.nft")
+	if err != nil {
+		panic(err)
 	}
-
-	chain forward {
-		type filter hook forward priority filter; policy drop;
-	}
-
-	chain output {
-		type filter hook output priority filter; policy accept;
-	}
-}
-`
+	return string(b)
+}()
 
 func (s *site) load(text string) {
 	s.t.Helper()

@@ -66,19 +66,11 @@ func (v *verifySite) verify(token string, args ...string) (stdout, stderr string
 	full := append([]string{"--state-dir", v.state, "--api-url", v.api.URL, "verify"}, args...)
 	cmd := v.origin.Command(ctx, cfguardBin, full...)
 	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+token, "NO_COLOR=1")
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		v.t.Fatal(err)
-	}
-	if token != "" && strings.Contains(out.String()+errb.String(), token) {
+	stdout, stderr, code = runCmd(v.t, cmd)
+	if token != "" && strings.Contains(stdout+stderr, token) {
 		v.t.Errorf("verify printed the API token")
 	}
-	return out.String(), errb.String(), code
+	return stdout, stderr, code
 }
 
 func TestVerifyCommand(t *testing.T) {
