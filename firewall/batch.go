@@ -108,18 +108,32 @@ func delByHandle(msgs []netlink.Message, table string, handle uint64) error {
 
 // sendBatch sends a captured batch on nl and collects the answer to every
 // message, as nftables.Conn.Flush does.
-func sendBatch(nl *netlink.Conn, msgs []netlink.Message) error {
+//
+// Once the batch is sent, a failure to read the kernel's answer (a
+// deadline, a closed socket) says nothing about whether the kernel
+// committed it: that is an *unconfirmedError, and the caller reads the
+// kernel back. A refusal (an errno in the answer) aborts the whole
+// transaction and is returned as it is. loseAnswer is a test seam: the
+// batch is sent and its answer left unread.
+func sendBatch(nl *netlink.Conn, msgs []netlink.Message, loseAnswer bool) error {
 	if len(msgs) < 2 {
 		return nil
 	}
 	if _, err := nl.SendMessages(msgs); err != nil {
 		return fmt.Errorf("SendMessages: %w", err)
 	}
+	if loseAnswer {
+		return &unconfirmedError{err: os.ErrDeadlineExceeded}
+	}
 	var errs error
 	for _, msg := range msgs[1 : len(msgs)-1] { // BATCH_BEGIN and BATCH_END get no answer
 		if _, err := receiveAck(nl, msg.Header.Flags); err != nil {
 			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOBUFS) {
 				return err // the kernel sends only one error then
+			}
+			var errno syscall.Errno
+			if !errors.As(err, &errno) {
+				return &unconfirmedError{err: err}
 			}
 			errs = errors.Join(errs, err)
 		}
@@ -129,6 +143,15 @@ func sendBatch(nl *netlink.Conn, msgs []netlink.Message) error {
 	}
 	return nil
 }
+
+// unconfirmedError is a batch that was sent but whose answer was not read:
+// the kernel may or may not hold it.
+type unconfirmedError struct{ err error }
+
+func (e *unconfirmedError) Error() string {
+	return "the kernel's answer to the transaction was not read: " + e.err.Error()
+}
+func (e *unconfirmedError) Unwrap() error { return e.err }
 
 // receiveAck is nftables v0.3.0's receiveAckAware (Apache-2.0, Google
 // LLC): the answer to one message of a batch, an echo and/or an ack.

@@ -499,3 +499,50 @@ func TestBadWant(t *testing.T) {
 		t.Fatalf("tables: %q", out)
 	}
 }
+
+// A transaction whose answer is lost (the deadline passes between sending
+// the batch and reading the kernel's acks) is read back: Apply succeeds
+// when the kernel committed it, and fails saying nothing changed when the
+// kernel refused it. The answer is dropped through the test seam.
+func TestLostAnswerIsReadBack(t *testing.T) {
+	overlap := func(c *nftables.Conn, p *plan) {
+		set := &nftables.Set{Table: &nftables.Table{Name: "cfguard", Family: familyINet}, Name: SetCF4, KeyType: nftables.TypeIPAddr, Interval: true}
+		c.SetAddElements(set, elems("198.51.100.128", "198.51.101.128 end"))
+	}
+	next := Want{Cloudflare: pfx("198.51.100.0/24", "2001:db8:cf::/48"), Allow: pfx("192.0.2.1/32")}
+	t.Run("committed", func(t *testing.T) {
+		ns := kernelNS(t)
+		m := manager(t, ns, testCfg)
+		mustApply(t, m, standIn)
+		m.loseAnswer = true
+		ch, err := m.Apply(ctxT(t), next)
+		if err != nil {
+			t.Fatalf("Apply after a lost answer: %v (the kernel committed it)", err)
+		}
+		if ch.Empty() {
+			t.Error("Apply reported no change, but the sets changed")
+		}
+		if diff := cmp.Diff(Render(testCfg, next), listTable(t, ns)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		ns := kernelNS(t)
+		m := manager(t, ns, testCfg)
+		mustApply(t, m, standIn)
+		before := ns.Run("nft", "-a", "list", "ruleset")
+		m.loseAnswer, m.beforeFlush = true, overlap
+		_, err := m.Apply(ctxT(t), next)
+		m.beforeFlush = nil
+		if err == nil {
+			t.Fatal("Apply succeeded, but the kernel refused the transaction")
+		}
+		t.Logf("refused: %v", err)
+		if msg := err.Error(); !strings.Contains(msg, "does not hold the new list (nothing changed)") || strings.Contains(msg, "\n") {
+			t.Errorf("error %q: want one line saying the kernel does not hold the new list", msg)
+		}
+		if diff := cmp.Diff(before, ns.Run("nft", "-a", "list", "ruleset")); diff != "" {
+			t.Errorf("ruleset changed (-before +after):\n%s", diff)
+		}
+	})
+}

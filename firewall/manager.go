@@ -25,6 +25,7 @@ type Manager struct {
 
 	flushes     int                         // transactions sent (tests check that a no-op sends none)
 	beforeFlush func(*nftables.Conn, *plan) // test seam: add to the batch just before it is sent
+	loseAnswer  bool                        // test seam: send the next batch, leave its answer unread
 }
 
 // New validates cfg and opens a lasting netlink connection into the
@@ -104,8 +105,13 @@ func (m *Manager) do(ctx context.Context, op string, fn func() error) error {
 	if errors.As(err, &refused) {
 		return err // the one line says it all
 	}
+	var unconfirmed *unconfirmedError
 	if cerr := ctx.Err(); cerr != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = cerr
+		if errors.As(err, &unconfirmed) {
+			err = &unconfirmedError{err: cerr} // the caller still reads back
+		} else {
+			err = cerr
+		}
 	}
 	return fmt.Errorf("%s table inet %s: %w", op, m.cfg.Table, netlinkError(err))
 }
@@ -188,16 +194,49 @@ func (m *Manager) Apply(ctx context.Context, w Want) (Change, error) {
 			}
 		}
 		m.flushes++
-		if err := sendBatch(m.nl, msgs); err != nil {
-			return err
-		}
 		c = p.change
-		return nil
+		lose := m.loseAnswer
+		m.loseAnswer = false
+		return sendBatch(m.nl, msgs, lose)
 	})
+	var unconfirmed *unconfirmedError
+	if errors.As(err, &unconfirmed) {
+		err = m.confirm(ctx, want, err)
+	}
 	if err != nil {
 		return Change{}, err
 	}
 	return c, nil
+}
+
+// ConfirmTimeout bounds the read-back after a transaction whose answer was
+// lost.
+const ConfirmTimeout = 5 * time.Second
+
+// confirm reads the kernel back, on a fresh socket with a deadline of its
+// own, after a transaction was sent but its answer was not read (sent is
+// that error): nil when the kernel holds want (the transaction was
+// committed), else an error that says which list the kernel holds, or that
+// it could not be told.
+func (m *Manager) confirm(ctx context.Context, want map[string]content, sent error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ConfirmTimeout)
+	defer cancel()
+	var held bool
+	err := m.do(rctx, "reading back", func() error {
+		s, err := m.read()
+		if err != nil {
+			return err
+		}
+		held = s.owner != ownerForeign && s.plan(m.cfg, want).empty()
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w; reading the kernel back failed too (%v): it may hold the old or the new list, run `cfguard status`", sent, err)
+	case !held:
+		return fmt.Errorf("%w; read back, the kernel does not hold the new list (nothing changed)", sent)
+	}
+	return nil
 }
 
 // maxElemsPerMsg bounds the elements in one netlink message of the batch.
@@ -300,7 +339,7 @@ func (m *Manager) Remove(ctx context.Context) (existed bool, err error) {
 			return err
 		}
 		m.flushes++
-		if err := sendBatch(m.nl, msgs); err != nil {
+		if err := sendBatch(m.nl, msgs, false); err != nil {
 			if errors.Is(err, syscall.ENOENT) { // removed meanwhile (or made again: then it is left)
 				existed = false
 				return nil
