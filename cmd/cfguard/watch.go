@@ -167,6 +167,9 @@ func (g *globals) runWatch(ctx context.Context, cmd *cli.Command) error {
 		}
 		defer closeFn()
 		s.Recoverer = r
+		if cf, ok := r.(recovery.ChangeFollower); ok {
+			s.Changes = cf.Changes
+		}
 	}
 	tok, err := g.token()
 	if err != nil {

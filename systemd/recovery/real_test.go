@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		"state":   childState,
 		"ping":    childPing,
 		"backoff": childBackoff,
+		"changes": childChanges,
 	})
 }
 
@@ -133,6 +134,37 @@ func childBackoff() error {
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
+// childChanges follows systemd's unit changes, kills FPM and prints the
+// first change of its unit seen within 30 s (JSON: the unit name, "" if
+// none).
+func childChanges() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := New(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ch, err := s.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	if b, err := exec.Command("systemctl", "kill", "-s", "KILL", fpmUnit).CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl kill: %v: %s", err, b)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case u := <-ch:
+			if u == fpmUnit {
+				return json.NewEncoder(os.Stdout).Encode(u)
+			}
+		case <-deadline:
+			return json.NewEncoder(os.Stdout).Encode("")
+		}
+	}
+}
+
 // run runs child inside sb and decodes its JSON into v.
 func run(t *testing.T, sb *sdtest.Sandbox, child string, v any, env ...string) {
 	t.Helper()
@@ -197,6 +229,19 @@ func TestRealSystemd(t *testing.T) {
 		st := state(t, sb)
 		if st.ActiveState != "active" || st.SubState != "running" || st.MainPID == 0 || st.MainPID == before.MainPID {
 			t.Errorf("after Recover: %+v (before %+v)", st, before)
+		}
+		sb.WaitFor(t, 10*time.Second, "FPM answering again", func() bool { return pong(t, sb) })
+	})
+
+	t.Run("changes", func(t *testing.T) {
+		var got string
+		run(t, sb, "changes", &got)
+		if got != fpmUnit {
+			t.Fatalf("no change of %s was signalled within 30 s of SIGKILL", fpmUnit)
+		}
+		sb.WaitFor(t, 30*time.Second, fpmUnit+" failed after SIGKILL", func() bool { return activeState(sb, fpmUnit) == "failed" })
+		if a := recoverFPM(t, sb, ReasonDown); (a != jsonAction{Restarted: true, JobResult: "done"}) {
+			t.Fatalf("Recover: %+v", a)
 		}
 		sb.WaitFor(t, 10*time.Second, "FPM answering again", func() bool { return pong(t, sb) })
 	})

@@ -21,11 +21,12 @@ var ErrJobTimeout = errors.New("restart job did not finish")
 // Systemd is the Recoverer that talks to systemd over D-Bus. It is safe for
 // concurrent use.
 type Systemd struct {
-	dial    dialFunc
-	run     runFunc
-	now     func() time.Time
-	limit   *limiter
-	timeout time.Duration
+	dial        dialFunc
+	dialSignals func(ctx context.Context) (signals, error) // nil: Changes is refused
+	run         runFunc
+	now         func() time.Time
+	limit       *limiter
+	timeout     time.Duration
 
 	mu sync.Mutex
 	c  conn
@@ -38,6 +39,7 @@ var _ Recoverer = (*Systemd)(nil)
 // ErrNoSystemd.
 func New(ctx context.Context) (*Systemd, error) {
 	s := newSystemd(dialSystemd, execRun, time.Now, DefaultPolicy)
+	s.dialSignals = dialSignalConn
 	if _, err := s.conn(ctx); err != nil {
 		return nil, err
 	}

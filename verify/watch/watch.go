@@ -132,6 +132,10 @@ type Seams struct {
 	// Alive is called before each step that may take long (discovery, a
 	// recovery) so the command can tell systemd's watchdog it lives.
 	Alive func()
+	// Changes follows systemd's unit changes (recovery.Systemd.Changes):
+	// a change of a unit the watch depends on starts a round at once
+	// rather than at the next Interval. nil: rounds come every Interval.
+	Changes func(ctx context.Context) (<-chan string, error)
 }
 
 // Watcher keeps the state between rounds.
@@ -207,10 +211,13 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 	if notify == nil {
 		notify = func(string) {}
 	}
+	changes := w.followChanges(ctx)
 	w.Step(ctx)
+	last := time.Now()
 	notify("READY=1")
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
+	var soon <-chan time.Time // a round owed to a unit change, after WakeGap
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,10 +225,64 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 			w.stop()
 			return nil
 		case <-t.C:
-			w.Step(ctx)
-			notify("WATCHDOG=1")
+		case u, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if !w.dependsOn(u) {
+				continue
+			}
+			if gap := WakeGap - time.Since(last); gap > 0 {
+				if soon == nil {
+					soon = time.After(gap)
+				}
+				continue
+			}
+			w.log.Debug("systemd reports a change of a unit the watch depends on: checking now", "unit", u)
+		case <-soon:
+		}
+		soon = nil
+		w.Step(ctx)
+		last = time.Now()
+		notify("WATCHDOG=1")
+	}
+}
+
+// WakeGap is the least time between two rounds that unit changes start: a
+// unit flapping through its states costs a round per WakeGap at most.
+const WakeGap = 250 * time.Millisecond
+
+// followChanges starts following systemd's unit changes, when it can.
+func (w *Watcher) followChanges(ctx context.Context) <-chan string {
+	if w.s.Changes == nil {
+		return nil
+	}
+	ch, err := w.s.Changes(ctx)
+	if err != nil {
+		w.log.Info("not following systemd's unit changes: a backend that dies is seen at the next check", "interval", w.cfg.Interval, "err", err)
+		return nil
+	}
+	return ch
+}
+
+// dependsOn reports whether unit serves a backend or a web server the
+// watch checks.
+func (w *Watcher) dependsOn(unit string) bool {
+	for _, st := range w.state {
+		if st.b.Unit == unit {
+			return true
 		}
 	}
+	if w.backs == nil {
+		return false
+	}
+	for _, web := range w.backs.Webs() {
+		if web.Unit == unit {
+			return true
+		}
+	}
+	return false
 }
 
 // alive runs fn, an operation bounded by limit (a discovery, a restart

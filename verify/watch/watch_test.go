@@ -504,3 +504,67 @@ func TestLogLinesSaidOncePerMinute(t *testing.T) {
 		t.Errorf("counts: want 2 at once, then 24 since the first:\n%s", r.logs)
 	}
 }
+
+// A change systemd signals for a unit the watch depends on starts a round
+// at once (the interval here is an hour); a change of any other unit does
+// not. The backend is down and its unit failed: that first round asks for
+// the restart.
+func TestUnitChangeStartsARound(t *testing.T) {
+	r := newRig(t, Config{Recover: true, Interval: time.Hour})
+	r.rec.state = recovery.UnitState{Unit: "php8.2-fpm.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal"}
+	changes := make(chan string, 4)
+	r.w.s.Changes = func(context.Context) (<-chan string, error) { return changes, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	notified := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx, func(s string) { notified <- s }) }()
+	next := func() string {
+		select {
+		case s := <-notified:
+			return s
+		case <-time.After(30 * time.Second):
+			t.Fatal("no round within 30 s")
+		}
+		return ""
+	}
+	if s := next(); s != "READY=1" {
+		t.Fatalf("first notification %q", s)
+	}
+	r.bk.set(fpmBackend.Target, down)
+	changes <- "cron.service"
+	changes <- "php8.2-fpm.service"
+	if s := next(); s != "WATCHDOG=1" {
+		t.Fatalf("after the change: %q, want a round (WATCHDOG=1)", s)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(r.rec.reqs) != 1 || r.rec.reqs[0].Unit != "php8.2-fpm.service" {
+		t.Errorf("requests after the change's round: %+v, want one for php8.2-fpm.service", r.rec.reqs)
+	}
+	select {
+	case s := <-notified:
+		if s != "STOPPING=1" {
+			t.Errorf("a second round (%q) after one change of a watched unit and one of cron.service", s)
+		}
+	default:
+	}
+}
+
+func TestUnitChangesUnavailable(t *testing.T) {
+	r := newRig(t, Config{Interval: time.Millisecond})
+	r.w.s.Changes = func(context.Context) (<-chan string, error) { return nil, errTest }
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	if err := r.w.Run(ctx, func(string) {
+		if n++; n == 3 {
+			cancel()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.logs.String(), "not following systemd's unit changes") {
+		t.Errorf("log does not say unit changes are not followed:\n%s", r.logs)
+	}
+}
