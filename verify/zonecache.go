@@ -78,3 +78,9 @@ func (c cachedAPI) Settings(ctx context.Context, zoneID string) (cloudflare.Sett
 func (c cachedAPI) DNSRecords(ctx context.Context, zoneID string) ([]cloudflare.Record, error) {
 	return cached(c.cache, "records|"+zoneID, func() ([]cloudflare.Record, error) { return c.api.DNSRecords(ctx, zoneID) })
 }
+
+func (c cachedAPI) EdgeErrors(ctx context.Context, zoneID string, hostnames []string, since, until time.Time) (cloudflare.EdgeCounts, error) {
+	return cached(c.cache, "edge|"+zoneID+"|"+strings.Join(hostnames, ","), func() (cloudflare.EdgeCounts, error) {
+		return c.api.EdgeErrors(ctx, zoneID, hostnames, since, until)
+	})
+}
