@@ -49,7 +49,7 @@ func TestEdgeCounts(t *testing.T) {
 		{Hostname: "www.example.com", EdgeStatus: 520, OriginStatus: 0, Count: 3, SampleInterval: 1},
 		{Hostname: "api.example.com", EdgeStatus: 522, OriginStatus: 0, Count: 1500, SampleInterval: 10},
 		{Hostname: "api.example.com", EdgeStatus: 502, OriginStatus: 502, Count: 2, SampleInterval: 10},
-		{Hostname: "shop.example.com", EdgeStatus: 521, OriginStatus: 0, Count: 8, SampleInterval: 1}, // under the wildcard
+		{Hostname: "shop.example.com", EdgeStatus: 521, OriginStatus: 0, Count: 8, SampleInterval: 1},    // under the wildcard
 		{Hostname: "quiet.example.com", EdgeStatus: 505, OriginStatus: 505, Count: 1, SampleInterval: 1}, // not a way-to-the-origin error
 	}}
 	rep := f.run(t)
