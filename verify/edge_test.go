@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +149,44 @@ func TestEdgeCountsWithoutToken(t *testing.T) {
 	rep := f.run(t)
 	if f.api.edgeCalls != 0 || len(rep.Findings) != 0 {
 		t.Errorf("without a token: %d edge reads, findings %v", f.api.edgeCalls, messages(rep))
+	}
+}
+
+// The zone cache keeps the counts and a refusal for its TTL, not a failure.
+func TestEdgeCountsCached(t *testing.T) {
+	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	cache := NewZoneCache(5 * time.Minute)
+	cache.now = func() time.Time { return now }
+	inner := &fakeAPI{edge: map[string][]cloudflare.EdgeGroup{"z1": {{Hostname: "www.example.com", EdgeStatus: 520, Count: 1}}}}
+	a := cachedAPI{api: inner, cache: cache}
+	ask := func() (cloudflare.EdgeCounts, error) {
+		return a.EdgeErrors(context.Background(), "z1", []string{"www.example.com"}, now.Add(-edgeWindow), now)
+	}
+	for range 2 {
+		if c, err := ask(); err != nil || len(c.Groups) != 1 {
+			t.Fatalf("counts %v, %v", c, err)
+		}
+	}
+	if inner.edgeCalls != 1 {
+		t.Errorf("counts asked %d times within the TTL, want 1", inner.edgeCalls)
+	}
+
+	now = now.Add(6 * time.Minute)
+	inner.edgeErr = &cloudflare.Error{Kind: cloudflare.KindPermission, Need: cloudflare.PermAnalyticsRead}
+	for range 2 {
+		if _, err := ask(); !errors.Is(err, inner.edgeErr) {
+			t.Fatalf("refusal: %v", err)
+		}
+	}
+	if inner.edgeCalls != 2 {
+		t.Errorf("a refusal was asked again within the TTL (%d calls, want 2)", inner.edgeCalls)
+	}
+
+	now = now.Add(6 * time.Minute)
+	inner.edgeErr = &cloudflare.Error{Kind: cloudflare.KindUnreachable, Err: errors.New("connection refused")}
+	ask()
+	ask()
+	if inner.edgeCalls != 4 {
+		t.Errorf("a failure was kept (%d calls, want 4)", inner.edgeCalls)
 	}
 }
