@@ -190,3 +190,10 @@ func TestEdgeCountsCached(t *testing.T) {
 		t.Errorf("a failure was kept (%d calls, want 4)", inner.edgeCalls)
 	}
 }
+
+// The report's idea of the statuses counted is the query's.
+func TestEdgeStatusRange(t *testing.T) {
+	if cloudflare.EdgeStatusMin != report.EdgeCountedMin || cloudflare.EdgeStatusMax != report.EdgeCountedMax {
+		t.Errorf("the query counts %d–%d, the report says %d–%d", cloudflare.EdgeStatusMin, cloudflare.EdgeStatusMax, report.EdgeCountedMin, report.EdgeCountedMax)
+	}
+}

@@ -27,10 +27,11 @@ const (
 	// maxHostsInFilter bounds the hostnames named in the filter; with more
 	// (or a wildcard) the query covers the whole zone and the caller picks.
 	maxHostsInFilter = 500
-	// Edge statuses asked for: the origin's 502–504 as Cloudflare passed
-	// them on, and Cloudflare's own 520–530.
-	edgeStatusMin = 502
-	edgeStatusMax = 530
+	// EdgeStatusMin, EdgeStatusMax are the edge statuses asked for
+	// (report.EdgeCountedMin, Max say the same): the origin's 502–504 as
+	// Cloudflare passed them on, and Cloudflare's own 520–530.
+	EdgeStatusMin = 502
+	EdgeStatusMax = 530
 )
 
 // edgeQuery asks for the visitor requests of one zone answered 502–530,
@@ -93,8 +94,8 @@ func (c *Client) EdgeErrors(ctx context.Context, zoneID string, hostnames []stri
 		"datetime_geq":           since.UTC().Format(time.RFC3339),
 		"datetime_lt":            until.UTC().Format(time.RFC3339),
 		"requestSource":          "eyeball",
-		"edgeResponseStatus_geq": edgeStatusMin,
-		"edgeResponseStatus_leq": edgeStatusMax,
+		"edgeResponseStatus_geq": EdgeStatusMin,
+		"edgeResponseStatus_leq": EdgeStatusMax,
 	}
 	if hs := hostFilter(hostnames); hs != nil {
 		filter["clientRequestHTTPHost_in"] = hs

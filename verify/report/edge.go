@@ -33,6 +33,13 @@ func (e EdgeCounts) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(e))
 }
 
+// The edge statuses verify asks Cloudflare to count (verify/cloudflare):
+// a prediction outside them has no count to stand next to.
+const (
+	EdgeCountedMin = 502
+	EdgeCountedMax = 530
+)
+
 // EdgeCount is Count requests answered EdgeStatus by Cloudflare, the origin
 // having answered OriginStatus (0: the origin gave no answer).
 type EdgeCount struct {
@@ -147,6 +154,10 @@ func Thousands(n int64) string {
 func writeEdge(b *strings.Builder, _ painter, path Path) {
 	e := path.Edge
 	if e == nil || path.OK {
+		return
+	}
+	if path.Status < EdgeCountedMin || path.Status > EdgeCountedMax {
+		fmt.Fprintf(b, "      predicted %d — Cloudflare served %s in %s (it counts 502–530 only)\n", path.Status, EdgeSummary(e, 0), e.Window())
 		return
 	}
 	fmt.Fprintf(b, "      predicted %d — Cloudflare served %s in %s\n", path.Status, EdgeSummary(e, path.Status), e.Window())

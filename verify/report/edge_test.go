@@ -54,12 +54,15 @@ func edgeReport() *Report {
 				Edge: edgeSample(false, EdgeCount{502, 502, 1204}, EdgeCount{520, 0, 3})},
 			{Zone: "example.com", Hostname: "old.example.com", RecordType: "A", OriginIP: "192.0.2.1", Port: 80, Scheme: "http",
 				Status: 522, Stage: StageFirewall, Cause: "the firewall drops Cloudflare", Edge: edgeSample(true)},
+			{Zone: "example.com", Hostname: "private.example.com", RecordType: "A", OriginIP: "192.0.2.10", Port: 443, Scheme: "https",
+				Status: 403, Stage: StageRecord, Cause: "the record points to a reserved address (Cloudflare error 1002)",
+				Edge: edgeSample(false, EdgeCount{520, 0, 12})},
 			{Zone: "example.com", Hostname: "www.example.com", RecordType: "A", OriginIP: "192.0.2.1", Port: 443, Scheme: "https",
 				OK: true, Status: 200, Stage: StageHTTP, Cause: "GET / answered 200 OK", Edge: edgeSample(true, EdgeCount{520, 0, 4100})},
 		},
 		Findings: []Finding{{Severity: SeverityWarning, Zone: "example.com", Hostname: "www.example.com",
 			Message: "all paths to www.example.com pass, but Cloudflare served it about 4,100 × 520 in the last 15 minutes: the cause is not visible from this origin"}},
-		Summary: Summary{Paths: 3, Failing: 2, ByStatus: map[string]int{"502": 1, "522": 1}, Warnings: 1},
+		Summary: Summary{Paths: 4, Failing: 3, ByStatus: map[string]int{"403": 1, "502": 1, "522": 1}, Warnings: 1},
 	}
 }
 
