@@ -126,6 +126,10 @@ func (r *runner) applyEdge(paths []report.Path, reads []edgeRead) {
 			exact[p.Zone][p.Hostname] = true
 		}
 	}
+	byHost := map[string]map[string][]cloudflare.EdgeGroup{} // zone → hostname → groups
+	for z, c := range counts {
+		byHost[z] = groupsByHost(c.Groups)
+	}
 	type hostKey struct{ zone, host string }
 	per := map[hostKey]*report.EdgeCounts{}
 	allPass := map[hostKey]bool{}
@@ -138,7 +142,7 @@ func (r *runner) applyEdge(paths []report.Path, reads []edgeRead) {
 		}
 		k := hostKey{p.Zone, p.Hostname}
 		if _, ok := per[k]; !ok {
-			per[k] = edgeFor(c, p.Hostname, exact[p.Zone])
+			per[k] = edgeFor(c, byHost[p.Zone], p.Hostname, exact[p.Zone])
 			allPass[k] = true
 			order = append(order, k)
 		}
@@ -154,21 +158,35 @@ func (r *runner) applyEdge(paths []report.Path, reads []edgeRead) {
 	}
 }
 
-// edgeFor picks a hostname's groups: its own, or for a wildcard those of
-// the names it covers that have no record of their own. A Host header with
-// a port counts for the name.
-func edgeFor(c *cloudflare.EdgeCounts, hostname string, exact map[string]bool) *report.EdgeCounts {
-	out := &report.EdgeCounts{WindowStart: c.Since.UTC(), WindowEnd: c.Until.UTC(), Truncated: c.Truncated, Counts: []report.EdgeCount{}}
-	suffix, wildcard := strings.CutPrefix(hostname, "*.")
-	for _, g := range c.Groups {
+// groupsByHost indexes the groups by hostname; a Host header with a port
+// counts for the name.
+func groupsByHost(gs []cloudflare.EdgeGroup) map[string][]cloudflare.EdgeGroup {
+	out := map[string][]cloudflare.EdgeGroup{}
+	for _, g := range gs {
 		h := g.Hostname
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
 		}
 		h = strings.TrimSuffix(strings.ToLower(h), ".")
-		if h != hostname && !(wildcard && strings.HasSuffix(h, "."+suffix) && !exact[h]) {
-			continue
+		out[h] = append(out[h], g)
+	}
+	return out
+}
+
+// edgeFor picks a hostname's groups: its own, or for a wildcard those of
+// the names it covers that have no record of their own.
+func edgeFor(c *cloudflare.EdgeCounts, byHost map[string][]cloudflare.EdgeGroup, hostname string, exact map[string]bool) *report.EdgeCounts {
+	out := &report.EdgeCounts{WindowStart: c.Since.UTC(), WindowEnd: c.Until.UTC(), Truncated: c.Truncated, Counts: []report.EdgeCount{}}
+	groups := byHost[hostname]
+	if suffix, wildcard := strings.CutPrefix(hostname, "*."); wildcard {
+		groups = nil
+		for h, gs := range byHost {
+			if strings.HasSuffix(h, "."+suffix) && !exact[h] {
+				groups = append(groups, gs...)
+			}
 		}
+	}
+	for _, g := range groups {
 		if g.SampleInterval > 1 {
 			out.Sampled = true
 		}

@@ -3,6 +3,7 @@ package cloudflare
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,4 +221,31 @@ func FuzzParseEdgeAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkEdgeErrors1000Hosts: one zone of 1,000 hostnames, each with
+// three kinds of 5xx (3,000 groups), read in one query.
+func BenchmarkEdgeErrors1000Hosts(b *testing.B) {
+	s := cfapitest.New(b)
+	id := s.AddZone("example.com", nil)
+	var rows []cfapitest.EdgeRow
+	var hosts []string
+	for i := range 1000 {
+		h := fmt.Sprintf("host-%d.example.com", i)
+		hosts = append(hosts, h)
+		rows = append(rows, cfapitest.EdgeRow{Host: h, Edge: 502, Origin: 502, Count: int64(i)},
+			cfapitest.EdgeRow{Host: h, Edge: 520, Count: 3}, cfapitest.EdgeRow{Host: h, Edge: 522, Count: 1})
+	}
+	s.SetEdgeRows(id, rows...)
+	c, err := New(Config{BaseURL: s.URL, Token: cfapitest.DefaultToken})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := c.EdgeErrors(context.Background(), id, hosts, edgeSince, edgeUntil)
+		if err != nil || len(got.Groups) != 3000 {
+			b.Fatalf("%d groups, %v", len(got.Groups), err)
+		}
+	}
 }
