@@ -69,7 +69,8 @@ FUZZ_TARGETS = \
 	FuzzParseRuleMsg:./firewall/sim \
 	FuzzSame:./cfranges/realip \
 	FuzzWebSaid:./internal/guard \
-	FuzzParseEdgeAnswer:./verify/cloudflare
+	FuzzParseEdgeAnswer:./verify/cloudflare \
+	FuzzParseEdge:./internal/cmd/cfapi-standin
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
