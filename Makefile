@@ -68,7 +68,9 @@ FUZZ_TARGETS = \
 	FuzzFollower:./verify/watch \
 	FuzzParseRuleMsg:./firewall/sim \
 	FuzzSame:./cfranges/realip \
-	FuzzWebSaid:./internal/guard
+	FuzzWebSaid:./internal/guard \
+	FuzzParseEdgeAnswer:./verify/cloudflare \
+	FuzzParseEdge:./internal/cmd/cfapi-standin
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

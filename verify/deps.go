@@ -20,6 +20,9 @@ type api interface {
 	Zones(ctx context.Context, names []string) ([]cloudflare.Zone, error)
 	Settings(ctx context.Context, zoneID string) (cloudflare.Settings, error)
 	DNSRecords(ctx context.Context, zoneID string) ([]cloudflare.Record, error)
+	// EdgeErrors reads how many 502–530 Cloudflare served the hostnames
+	// of a zone in [since, until) (edge.go).
+	EdgeErrors(ctx context.Context, zoneID string, hostnames []string, since, until time.Time) (cloudflare.EdgeCounts, error)
 }
 
 // prober runs the origin-side stages (verify/probe).

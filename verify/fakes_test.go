@@ -19,6 +19,12 @@ import (
 type fakeAPI struct {
 	tokenErr error
 	zones    []fakeZone
+	// edge answers EdgeErrors per zone id (edgeErr, when set, instead);
+	// edgeCalls counts the calls.
+	edge      map[string][]cloudflare.EdgeGroup
+	edgeErr   error
+	mu        sync.Mutex
+	edgeCalls int
 }
 
 type fakeZone struct {
@@ -54,6 +60,16 @@ func (f *fakeAPI) DNSRecords(_ context.Context, id string) ([]cloudflare.Record,
 		}
 	}
 	return nil, fmt.Errorf("no zone %s", id)
+}
+
+func (f *fakeAPI) EdgeErrors(_ context.Context, id string, _ []string, since, until time.Time) (cloudflare.EdgeCounts, error) {
+	f.mu.Lock()
+	f.edgeCalls++
+	f.mu.Unlock()
+	if f.edgeErr != nil {
+		return cloudflare.EdgeCounts{}, f.edgeErr
+	}
+	return cloudflare.EdgeCounts{Since: since, Until: until, Groups: f.edge[id]}, nil
 }
 
 func contains(ss []string, s string) bool {

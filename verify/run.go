@@ -85,6 +85,7 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 	}
 
 	var entries []entry
+	var edgeReads func() []edgeRead // Cloudflare's own counts, read during the walk (edge.go)
 	if d.api != nil {
 		zds, err := r.readZones(ctx)
 		if err != nil {
@@ -101,6 +102,7 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 				return nil, err
 			}
 		}
+		edgeReads = r.startEdgeReads(ctx, zds, entries)
 	} else {
 		entries, err = r.entriesWithoutAPI()
 		if err != nil {
@@ -129,6 +131,9 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 	}
 	jobs := pathsFor(entries)
 	paths := r.walkAll(ctx, jobs)
+	if edgeReads != nil {
+		r.applyEdge(paths, edgeReads())
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Err: fmt.Errorf("verify was interrupted: %w", err)}
 	}

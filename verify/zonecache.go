@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -77,4 +78,25 @@ func (c cachedAPI) Settings(ctx context.Context, zoneID string) (cloudflare.Sett
 
 func (c cachedAPI) DNSRecords(ctx context.Context, zoneID string) ([]cloudflare.Record, error) {
 	return cached(c.cache, "records|"+zoneID, func() ([]cloudflare.Record, error) { return c.api.DNSRecords(ctx, zoneID) })
+}
+
+// EdgeErrors keeps the counts, and a refusal for want of the permission
+// (an answer, not a failure: asking again each run would be refused too).
+func (c cachedAPI) EdgeErrors(ctx context.Context, zoneID string, hostnames []string, since, until time.Time) (cloudflare.EdgeCounts, error) {
+	type answer struct {
+		counts  cloudflare.EdgeCounts
+		refused error
+	}
+	a, err := cached(c.cache, "edge|"+zoneID+"|"+strings.Join(hostnames, ","), func() (answer, error) {
+		ec, err := c.api.EdgeErrors(ctx, zoneID, hostnames, since, until)
+		var e *cloudflare.Error
+		if errors.As(err, &e) && e.Kind == cloudflare.KindPermission {
+			return answer{refused: err}, nil
+		}
+		return answer{counts: ec}, err
+	})
+	if err != nil {
+		return cloudflare.EdgeCounts{}, err
+	}
+	return a.counts, a.refused
 }

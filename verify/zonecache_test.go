@@ -37,6 +37,10 @@ func (c *countingAPI) DNSRecords(_ context.Context, id string) ([]cloudflare.Rec
 	return []cloudflare.Record{{Type: "A", Name: "www.example.com", Content: "192.0.2.1", Proxied: true}}, c.hit("records " + id)
 }
 
+func (c *countingAPI) EdgeErrors(_ context.Context, id string, _ []string, since, until time.Time) (cloudflare.EdgeCounts, error) {
+	return cloudflare.EdgeCounts{Since: since, Until: until}, c.hit("edge " + id)
+}
+
 func TestZoneCache(t *testing.T) {
 	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	cache := NewZoneCache(5 * time.Minute)

@@ -55,7 +55,8 @@ func TestJSONFieldsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []any{guard.Result{}, guard.RealIPFile{}, guard.Status{}, cfranges.List{},
-		report.Report{}, report.Path{}, report.Finding{}, report.Summary{}} {
+		report.Report{}, report.Path{}, report.Finding{}, report.Summary{},
+		report.EdgeCounts{}, report.EdgeCount{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")

@@ -61,6 +61,11 @@ type Client struct {
 	zones    *zones.ZoneService
 	settings *zones.SettingService
 	records  *dns.RecordService
+
+	// hc, token and userAgent serve the GraphQL query (analytics.go),
+	// which the SDK does not cover.
+	hc               *http.Client
+	token, userAgent string
 }
 
 // Zone is one zone the token can read.
@@ -114,7 +119,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent != "" {
 		opts = append(opts, option.WithHeader("User-Agent", cfg.UserAgent))
 	}
-	return &Client{
+	c := &Client{
 		baseURL:  cfg.BaseURL,
 		opts:     opts,
 		user:     user.NewTokenService(opts...),
@@ -122,7 +127,9 @@ func New(cfg Config) (*Client, error) {
 		zones:    zones.NewZoneService(opts...),
 		settings: zones.NewSettingService(opts...),
 		records:  dns.NewRecordService(opts...),
-	}, nil
+	}
+	c.hc, c.token, c.userAgent = hc, cfg.Token, cfg.UserAgent
+	return c, nil
 }
 
 // VerifyToken checks that the token is active. A user token is checked with

@@ -119,18 +119,23 @@ func (c *Client) wrap(err error, what, need string) error {
 	} else if len(ae.Errors) > 0 {
 		e.Code, e.APIMessage = int(ae.Errors[0].Code), ae.Errors[0].Message
 	}
-	switch {
-	case e.Code == 9109 && strings.Contains(e.APIMessage, "Unauthorized to access"):
-		e.Kind = KindPermission
-	case e.Code == 9109 || e.Code == 6003 || e.Code == 6111 || e.Code == 1000 || e.Code == 9106 || e.Code == 9103 || e.Status == http.StatusUnauthorized:
-		e.Kind = KindToken
-	case e.Code == 10000 || (e.Status == http.StatusForbidden && need != "" && e.Code != 1015):
-		e.Kind = KindPermission
-		if need == "" {
-			e.Kind = KindToken
-		}
-	default:
-		e.Kind = KindAPI
-	}
+	e.Kind = kindOf(e.Code, e.Status, e.APIMessage, need)
 	return e
+}
+
+// kindOf classifies an error answer by Cloudflare's code, the HTTP status
+// and the permission the call needs.
+func kindOf(code, status int, message, need string) Kind {
+	switch {
+	case code == 9109 && strings.Contains(message, "Unauthorized to access"):
+		return KindPermission
+	case code == 9109 || code == 6003 || code == 6111 || code == 1000 || code == 9106 || code == 9103 || status == http.StatusUnauthorized:
+		return KindToken
+	case code == 10000 || (status == http.StatusForbidden && need != "" && code != 1015):
+		if need == "" {
+			return KindToken
+		}
+		return KindPermission
+	}
+	return KindAPI
 }

@@ -46,6 +46,7 @@ type Metrics struct {
 	pathStage       *prometheus.GaugeVec
 	pathsFailing    *prometheus.GaugeVec
 	certExpiry      *prometheus.GaugeVec
+	edgeResponses   *prometheus.GaugeVec
 
 	backendUp      *prometheus.GaugeVec
 	backendHung    *prometheus.GaugeVec
@@ -98,6 +99,7 @@ func New() *Metrics {
 		pathStage:       g("path_stage_info", "The stage that judged the path (the failing one, or the last one passed).", append(append([]string{}, pathLabels...), "stage")...),
 		pathsFailing:    g("paths_failing", "Paths verify predicts would fail."),
 		certExpiry:      g("certificate_expiry_timestamp_seconds", "When the certificate the origin serves on the path expires (paths whose certificate Cloudflare checks: Full (strict), origin pull).", "zone", "hostname", "origin", "port"),
+		edgeResponses:   g("edge_responses", "Visitor requests Cloudflare's edge answered with this status (502–530) in the 15 minutes before the last verify, from the GraphQL Analytics API (estimates when sampled); absent without Analytics:Read.", "zone", "hostname", "status"),
 
 		backendUp:      g("backend_up", "1 when the backend behind the web server answered the last probe.", "backend", "unit"),
 		backendHung:    g("backend_hung_probes", "Probes in a row that timed out or found the backend saturated.", "backend", "unit"),
@@ -120,7 +122,7 @@ func New() *Metrics {
 	}
 	m.all = []prometheus.Collector{m.guardProtected, m.guardPresent, m.guardRanges, m.guardLastSync, m.guardRestores,
 		m.syncSuccess, m.syncTimestamp,
-		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing, m.certExpiry,
+		m.verifySuccess, m.verifyTimestamp, m.pathUp, m.pathStatus, m.pathStage, m.pathsFailing, m.certExpiry, m.edgeResponses,
 		m.backendUp, m.backendHung, m.backendProbe, m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren, m.listenerUp,
 		m.logEvents, m.oomKills, m.recoveries, m.refused, m.failed, m.checkDuration, m.lastCheck}
 	m.reg.MustRegister(m.all...)
@@ -215,6 +217,7 @@ func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
 	m.pathStatus.Reset()
 	m.pathStage.Reset()
 	m.certExpiry.Reset()
+	m.setEdge(rep)
 	failing := 0
 	for _, p := range rep.Paths {
 		l := []string{p.Zone, p.Hostname, p.OriginIP, strconv.Itoa(p.Port), p.Scheme}

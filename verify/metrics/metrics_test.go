@@ -205,7 +205,7 @@ func TestWriteFileAtomic(t *testing.T) {
 func TestNames(t *testing.T) {
 	want := []string{
 		"cfguard_backend_hung_probes", "cfguard_backend_probe_duration_seconds", "cfguard_backend_up",
-		"cfguard_certificate_expiry_timestamp_seconds", "cfguard_check_duration_seconds", "cfguard_fpm_active_processes", "cfguard_fpm_idle_processes",
+		"cfguard_certificate_expiry_timestamp_seconds", "cfguard_check_duration_seconds", "cfguard_edge_responses", "cfguard_fpm_active_processes", "cfguard_fpm_idle_processes",
 		"cfguard_fpm_listen_queue", "cfguard_fpm_max_children_reached", "cfguard_guard_last_sync_timestamp_seconds",
 		"cfguard_guard_protected", "cfguard_guard_ranges", "cfguard_guard_restores_total", "cfguard_guard_table_present",
 		"cfguard_listener_up", "cfguard_log_events_total", "cfguard_oom_kills_total", "cfguard_path_predicted_status",

@@ -167,6 +167,7 @@ func writePath(b *strings.Builder, p painter, path Path) {
 		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiGreen, "✔"), where, status, path.Stage, path.Cause)
 	} else {
 		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiRed, "✘"), where, p.paint(ansiRed+ansiBold, status), path.Stage, path.Cause)
+		writeEdge(b, p, path)
 		if path.Fix != "" {
 			fmt.Fprintf(b, "      fix: %s\n", path.Fix)
 		}

@@ -64,6 +64,9 @@ type Path struct {
 	// CertificateNotAfter is when the certificate the origin served
 	// expires, where Cloudflare checks it (Full (strict), origin pull).
 	CertificateNotAfter *time.Time `json:"certificate_not_after,omitempty"`
+	// Edge is what Cloudflare served this hostname lately (edge.go); nil
+	// when it was not read.
+	Edge *EdgeCounts `json:"edge,omitempty"`
 }
 
 // Finding is a zone- or host-level observation that is not tied to one path.

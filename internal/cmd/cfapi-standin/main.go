@@ -35,6 +35,15 @@ func main() {
 		records = append(records, v)
 		return nil
 	})
+	var edges []cfapitest.EdgeRow
+	flag.Func("edge", "with -zone: Cloudflare served HOST=STATUS:COUNT[:ORIGINSTATUS] in the last minutes (repeatable; POST /graphql reports it)", func(v string) error {
+		row, err := parseEdge(v)
+		if err == nil {
+			edges = append(edges, row)
+		}
+		return err
+	})
+	noAnalytics := flag.Bool("no-analytics", false, "the token lacks Analytics:Read: POST /graphql answers the authorization error")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -82,6 +91,12 @@ func main() {
 			}
 			s.AddRecord(id, typ, name, addr, true)
 		}
+		s.SetEdgeRows(id, edges...)
+	}
+	if *noAnalytics {
+		s.SetToken(cfapitest.DefaultToken)
+		s.AddToken(cfapitest.Token{Value: cfapitest.DefaultToken,
+			Permissions: []string{cfapitest.PermZoneRead, cfapitest.PermZoneSettingsRead, cfapitest.PermDNSRead}})
 	}
 	if *origin != "" {
 		if err := serveOrigin(*origin); err != nil {
