@@ -68,7 +68,8 @@ FUZZ_TARGETS = \
 	FuzzFollower:./verify/watch \
 	FuzzParseRuleMsg:./firewall/sim \
 	FuzzSame:./cfranges/realip \
-	FuzzWebSaid:./internal/guard
+	FuzzWebSaid:./internal/guard \
+	FuzzParse:./verify/rules
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
