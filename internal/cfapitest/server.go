@@ -15,7 +15,8 @@ import (
 
 // Server is the stand-in API. Its fields may be changed between requests
 // (under Lock) by the test that owns it. Each endpoint group lives in its
-// own file: ips.go (GET /ips), zones.go (token check, zones, settings, DNS).
+// own file: ips.go (GET /ips), zones.go (token check, zones, settings, DNS),
+// rulesets.go (entrypoint rulesets per phase, page rules).
 type Server struct {
 	*httptest.Server
 	mu sync.Mutex
@@ -24,6 +25,7 @@ type Server struct {
 
 	ips      ipsState                  // see ips.go
 	zs       zonesState                // see zones.go
+	rs       rulesetState              // see rulesets.go
 	oversize map[string]*oversizeState // see oversize.go
 }
 
@@ -72,6 +74,7 @@ func build() *Server {
 	mux := http.NewServeMux()
 	s.routeIPs(mux)
 	s.routeZones(mux)
+	s.routeRulesets(mux)
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.Requests[r.URL.Path]++
