@@ -20,6 +20,8 @@ type api interface {
 	Zones(ctx context.Context, names []string) ([]cloudflare.Zone, error)
 	Settings(ctx context.Context, zoneID string) (cloudflare.Settings, error)
 	DNSRecords(ctx context.Context, zoneID string) ([]cloudflare.Record, error)
+	// Rules reads the zone's Configuration, Origin and Page Rules.
+	Rules(ctx context.Context, zoneID string) (cloudflare.Rules, error)
 }
 
 // prober runs the origin-side stages (verify/probe).

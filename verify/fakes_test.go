@@ -25,6 +25,8 @@ type fakeZone struct {
 	zone     cloudflare.Zone
 	settings cloudflare.Settings
 	records  []cloudflare.Record
+	rules    cloudflare.Rules
+	rulesErr error
 }
 
 var _ api = (*fakeAPI)(nil)
@@ -56,6 +58,15 @@ func (f *fakeAPI) DNSRecords(_ context.Context, id string) ([]cloudflare.Record,
 	return nil, fmt.Errorf("no zone %s", id)
 }
 
+func (f *fakeAPI) Rules(_ context.Context, id string) (cloudflare.Rules, error) {
+	for _, z := range f.zones {
+		if z.zone.ID == id {
+			return z.rules, z.rulesErr
+		}
+	}
+	return cloudflare.Rules{}, fmt.Errorf("no zone %s", id)
+}
+
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
@@ -77,6 +88,7 @@ type fakeProbe struct {
 	calls                 map[string]int  // by stage
 	delay                 time.Duration   // each listener and http call takes this long
 	inFlight, maxInFlight int
+	targets               []probe.Target // every target the http stage was given
 }
 
 var _ prober = (*fakeProbe)(nil)
@@ -152,6 +164,9 @@ func (f *fakeProbe) Certificate(t probe.Target, cs *tls.ConnectionState, _ time.
 }
 func (f *fakeProbe) HTTP(_ context.Context, t probe.Target, _ *tls.Conn, _ time.Duration) report.Outcome {
 	f.slow()
+	f.mu.Lock()
+	f.targets = append(f.targets, t)
+	f.mu.Unlock()
 	return f.get(report.StageHTTP, t.Hostname+" "+hp(t), report.Outcome{Status: 200, Cause: "GET / answered 200"})
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // ZoneCache keeps what the API answered (the token check, the zones, their
-// settings and DNS records) between runs, so that a caller running verify
+// settings, DNS records and rules) between runs, so that a caller running verify
 // often — cfguard watch — asks the API only once per TTL and walks the paths
 // in between from the cached zones. Errors are never kept. Safe for
 // concurrent use.
@@ -77,4 +77,8 @@ func (c cachedAPI) Settings(ctx context.Context, zoneID string) (cloudflare.Sett
 
 func (c cachedAPI) DNSRecords(ctx context.Context, zoneID string) ([]cloudflare.Record, error) {
 	return cached(c.cache, "records|"+zoneID, func() ([]cloudflare.Record, error) { return c.api.DNSRecords(ctx, zoneID) })
+}
+
+func (c cachedAPI) Rules(ctx context.Context, zoneID string) (cloudflare.Rules, error) {
+	return cached(c.cache, "rules|"+zoneID, func() (cloudflare.Rules, error) { return c.api.Rules(ctx, zoneID) })
 }

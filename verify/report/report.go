@@ -64,6 +64,9 @@ type Path struct {
 	// CertificateNotAfter is when the certificate the origin served
 	// expires, where Cloudflare checks it (Full (strict), origin pull).
 	CertificateNotAfter *time.Time `json:"certificate_not_after,omitempty"`
+	// Rules names the Configuration, Origin and Page Rules that changed
+	// this path (its mode, port, origin, Host header or SNI).
+	Rules []string `json:"rules,omitempty"`
 }
 
 // Finding is a zone- or host-level observation that is not tied to one path.
