@@ -176,3 +176,21 @@ func (j job) ruleNotes() (evidence, warnings, refs []string) {
 	}
 	return evidence, ov.Depends, refs
 }
+
+// ruleFix points a path's fix at the rule that set the SSL mode, where the
+// fix says to change the zone's.
+func (j job) ruleFix(p report.Path) report.Path {
+	if j.override == nil || j.override.SSL == "" {
+		return p
+	}
+	ref := ""
+	for _, a := range j.override.Applied {
+		if slices.ContainsFunc(a.Sets, func(s string) bool { return strings.HasPrefix(s, "SSL mode ") }) {
+			ref = a.Ref.String() // the last one to set the mode decides it
+		}
+	}
+	if ref != "" {
+		p.Fix = strings.ReplaceAll(p.Fix, "the zone's SSL mode", "the SSL mode in "+ref+" (it overrides the zone's)")
+	}
+	return p
+}

@@ -114,7 +114,7 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 				return
 			}
 			defer func() { <-sem }()
-			out[i] = r.walk(ctx, j)
+			out[i] = j.ruleFix(r.walk(ctx, j))
 			if r.cfg.Progress != nil {
 				pmu.Lock()
 				done++

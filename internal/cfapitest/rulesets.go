@@ -207,3 +207,16 @@ func ParseRules(b []byte) ([]Rule, error) {
 	}
 	return out, nil
 }
+
+// ZoneID returns the id of the zone named name ("" when there is none),
+// for tests that did not keep AddZone's answer.
+func (s *Server) ZoneID(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, z := range s.zs.zones {
+		if z.name == name {
+			return z.id
+		}
+	}
+	return ""
+}
