@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 
 	"github.com/cloudflare/cloudflare-go/v7/option"
-	"github.com/cloudflare/cloudflare-go/v7/page_rules"
-	"github.com/cloudflare/cloudflare-go/v7/rulesets"
+	"github.com/cloudflare/cloudflare-go/v7/zones"
 )
 
 // The phases of the zone rulesets verify reads (cloudflare.md §7).
@@ -116,12 +116,11 @@ func (c *Client) Rules(ctx context.Context, zoneID string) (Rules, error) {
 
 // rawBody hands the SDK an empty result and keeps the answer's body for
 // verify to decode: the SDK still makes the request, authenticates,
-// retries and reads the error envelope, and its generated union types
-// (dozens of rule actions) never see the rules.
+// retries and reads the error envelope, and its generated types never see
+// the rules.
 type rawBody struct {
-	body  []byte
-	empty string // the result the SDK is given instead
-	err   error
+	body []byte
+	err  error
 }
 
 func (rb *rawBody) take(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
@@ -141,29 +140,57 @@ func (rb *rawBody) take(req *http.Request, next option.MiddlewareNext) (*http.Re
 	rb.body = body
 	var rest map[string]json.RawMessage
 	if rb.err = json.Unmarshal(body, &rest); rb.err == nil {
-		rest["result"] = json.RawMessage(rb.empty)
+		rest["result"] = json.RawMessage("{}")
 		body, _ = json.Marshal(rest)
+	} else {
+		// Let the SDK finish; get reports rb.err.
+		body = []byte(`{"success":true,"errors":[],"messages":[],"result":{}}`)
 	}
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	res.ContentLength = int64(len(body))
 	return res, nil
 }
 
-// phase reads the rules of one phase's entrypoint ruleset.
-func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([]Rule, error) {
-	var p rulesets.PhaseGetParams
-	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-	rb := rawBody{empty: "{}"}
-	svc := rulesets.NewPhaseService(c.opts...)
-	_, err := svc.Get(ctx, rulesets.Phase(phase), p, option.WithMiddleware(rb.take))
+// get sends GET path (below the base URL) through the SDK's request stack
+// — authentication, retries, the error envelope, the body cap — and
+// returns the answer's body. It borrows the zone settings service, which
+// is linked already, and points its request at path: the SDK's rulesets
+// and page_rules packages, for two GETs, would add 2.7 MB (16 %) to the
+// binary.
+func (c *Client) get(ctx context.Context, zoneID, path string) ([]byte, error) {
+	target, err := url.JoinPath(c.baseURL, path)
 	if err != nil {
-		if e, ok := c.wrap(err, what, need).(*Error); ok && e.Status == http.StatusNotFound && (e.Code == 10003 || e.Code == 0) {
-			return nil, nil // no entrypoint ruleset: no rules in this phase
-		}
-		return nil, c.wrap(err, what, need)
+		return nil, err
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	route := func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		req.URL.Path, req.URL.RawPath, req.URL.RawQuery = u.Path, u.RawPath, ""
+		return next(req)
+	}
+	var rb rawBody
+	var p zones.SettingGetParams
+	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
+	if _, err := c.settings.Get(ctx, "rules", p, option.WithMiddleware(route), option.WithMiddleware(rb.take)); err != nil {
+		return nil, err
 	}
 	if rb.err != nil {
-		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "an answer that is not JSON: " + rb.err.Error()}
+		return nil, &Error{Kind: KindAPI, What: "GET " + path, APIMessage: "something that is not JSON (" + rb.err.Error() + ")"}
+	}
+	return rb.body, nil
+}
+
+// phase reads the rules of one phase's entrypoint ruleset.
+func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([]Rule, error) {
+	body, err := c.get(ctx, zoneID, "zones/"+url.PathEscape(zoneID)+"/rulesets/phases/"+url.PathEscape(phase)+"/entrypoint")
+	if err != nil {
+		werr := c.wrap(err, what, need)
+		if e, ok := werr.(*Error); ok && e.Status == http.StatusNotFound && (e.Code == 10003 || e.Code == 0) {
+			return nil, nil // no entrypoint ruleset: no rules in this phase
+		}
+		return nil, werr
 	}
 	var env struct {
 		Result struct {
@@ -178,8 +205,8 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 			} `json:"rules"`
 		} `json:"result"`
 	}
-	if err := json.Unmarshal(rb.body, &env); err != nil {
-		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "a ruleset verify cannot read: " + err.Error()}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "a ruleset verify cannot read (" + err.Error() + ")"}
 	}
 	var out []Rule
 	for _, r := range env.Result.Rules {
@@ -199,7 +226,7 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 		if len(r.ActionParameters) > 0 && string(r.ActionParameters) != "null" {
 			if err := json.Unmarshal(r.ActionParameters, &ap); err != nil {
 				return nil, &Error{Kind: KindAPI, What: what,
-					APIMessage: fmt.Sprintf("rule %s has action_parameters verify cannot read: %v", r.ID, err)}
+					APIMessage: fmt.Sprintf("rule %s with action_parameters verify cannot read (%v)", r.ID, err)}
 			}
 		}
 		switch r.Action {
@@ -216,15 +243,9 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 // pageRules reads the zone's Page Rules, highest priority first.
 func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, error) {
 	const what = "read the Page Rules"
-	var p page_rules.PageRuleListParams
-	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-	rb := rawBody{empty: "[]"}
-	svc := page_rules.NewPageRuleService(c.opts...)
-	if _, err := svc.List(ctx, p, option.WithMiddleware(rb.take)); err != nil {
+	body, err := c.get(ctx, zoneID, "zones/"+url.PathEscape(zoneID)+"/pagerules")
+	if err != nil {
 		return nil, c.wrap(err, what, PermPageRulesRead)
-	}
-	if rb.err != nil {
-		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "an answer that is not JSON: " + rb.err.Error()}
 	}
 	var env struct {
 		Result []struct {
@@ -244,8 +265,8 @@ func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, erro
 			Status   string `json:"status"`
 		} `json:"result"`
 	}
-	if err := json.Unmarshal(rb.body, &env); err != nil {
-		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "page rules verify cannot read: " + err.Error()}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "Page Rules verify cannot read (" + err.Error() + ")"}
 	}
 	var out []PageRule
 	for _, r := range env.Result {

@@ -2,7 +2,6 @@ package cloudflare
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -99,7 +98,7 @@ func TestRulesMalformed(t *testing.T) {
 	s := cfapitest.New(t)
 	id := s.AddZone("example.com", nil)
 	s.SetRawPhase(id, PhaseOrigin, `{"success":true,"errors":[],"messages":[],"result":{"id":"r","rules":[{"id":"x","action":"route","action_parameters":{"origin":{"port":"eighty"}}}]}}`)
-	s.SetRawPhase(id, PhaseConfig, `{"success":true,"errors":[],"messages":[],"result":{"id":"r","rules":"nope"}}`)
+	s.SetRawPhase(id, PhaseConfig, `<html>502 Bad Gateway</html>`)
 	got, err := newClient(t, s, cfapitest.DefaultToken).Rules(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +106,13 @@ func TestRulesMalformed(t *testing.T) {
 	if len(got.Unread) != 2 {
 		t.Fatalf("Unread = %v, want both rulesets", got.Unread)
 	}
-	for _, u := range got.Unread {
-		if !strings.Contains(u.Err.Error(), "cannot read") {
-			t.Errorf("%s: %v, want a line saying verify cannot read it", u.What, u.Err)
+	want := []string{
+		"cannot read the Configuration Rules: Cloudflare answered something that is not JSON (invalid character '<' looking for beginning of value)",
+		"cannot read the Origin Rules: Cloudflare answered rule x with action_parameters verify cannot read (json: cannot unmarshal string into Go struct field .origin.port of type int)",
+	}
+	for i, u := range got.Unread {
+		if u.Err.Error() != want[i] {
+			t.Errorf("%s: %v, want %s", u.What, u.Err, want[i])
 		}
 	}
 }
