@@ -35,6 +35,9 @@ type entry struct {
 	// override is what the zone's rules change for the hostname (nil:
 	// none apply); see hostrules.go.
 	override *rules.Override
+	// only is set on an entry that only some requests take: those a rule
+	// depending on the request matches (the sentence says which).
+	only string
 }
 
 // zoneData is what the API said about one zone.

@@ -75,9 +75,11 @@ func joinAnd(ss []string) string {
 	return strings.Join(ss[:len(ss)-1], ", ") + " and " + ss[len(ss)-1]
 }
 
-// applyRules gives each entry its hostname's override. An Origin or Page
-// Rule that sends the hostname to another origin host replaces the
-// hostname's addresses by that host's, resolved as a CNAME target is.
+// applyRules gives each entry its hostname's override, and adds an entry
+// for each way only some requests take (a rule that depends on the
+// request, assumed to match). An Origin or Page Rule that sends the
+// hostname to another origin host replaces the hostname's addresses by
+// that host's, resolved as a CNAME target is.
 func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData) []entry {
 	byZone := map[string]cloudflare.Rules{}
 	for _, zd := range zds {
@@ -88,39 +90,51 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 	if len(byZone) == 0 {
 		return entries
 	}
+	ap := &applier{r: r, zds: zds, rerouted: map[string]bool{}}
 	var out []entry
-	rerouted := map[string]bool{} // zone + hostname already replaced
-	var byName map[string][]cloudflare.Record
 	for _, e := range entries {
 		rs, ok := byZone[e.zone]
 		if !ok {
 			out = append(out, e)
 			continue
 		}
-		ov := rules.For(rs, e.hostname)
-		if len(ov.Applied) == 0 && len(ov.Depends) == 0 {
-			out = append(out, e)
-			continue
+		out = append(out, ap.with(ctx, e, rules.For(rs, e.hostname), "")...)
+		for _, alt := range rules.Alternatives(rs, e.hostname) {
+			out = append(out, ap.with(ctx, e, alt.Override, alt.Only())...)
 		}
-		e.override = &ov
-		if ov.SSL != "" {
-			e.settings.SSL = ov.SSL
-		}
-		if ov.OriginHost == "" || ov.OriginHost == e.hostname {
-			out = append(out, e)
-			continue
-		}
-		key := e.zone + " " + e.hostname
-		if rerouted[key] {
-			continue
-		}
-		rerouted[key] = true
-		if byName == nil {
-			byName = recordsByName(zds)
-		}
-		out = append(out, r.reroute(ctx, e, ov.OriginHost, byName)...)
 	}
 	return out
+}
+
+type applier struct {
+	r        *runner
+	zds      []zoneData
+	byName   map[string][]cloudflare.Record
+	rerouted map[string]bool // zone, hostname and alternative already rerouted
+}
+
+// with is e under ov; only is the sentence of an alternative ("" for what
+// every request gets).
+func (ap *applier) with(ctx context.Context, e entry, ov rules.Override, only string) []entry {
+	if len(ov.Applied) == 0 && len(ov.Depends) == 0 && only == "" {
+		return []entry{e}
+	}
+	e.override, e.only = &ov, only
+	if ov.SSL != "" {
+		e.settings.SSL = ov.SSL
+	}
+	if ov.OriginHost == "" || ov.OriginHost == e.hostname {
+		return []entry{e}
+	}
+	key := e.zone + " " + e.hostname + " " + only
+	if ap.rerouted[key] {
+		return nil
+	}
+	ap.rerouted[key] = true
+	if ap.byName == nil {
+		ap.byName = recordsByName(ap.zds)
+	}
+	return ap.r.reroute(ctx, e, ov.OriginHost, ap.byName)
 }
 
 // reroute makes the entries of a hostname whose requests Cloudflare sends
@@ -167,6 +181,9 @@ func (j job) ruleNotes() (evidence, warnings, refs []string) {
 	if ov == nil {
 		return nil, nil, nil
 	}
+	if j.only != "" {
+		warnings = append(warnings, j.only)
+	}
 	for _, a := range ov.Applied {
 		evidence = append(evidence, a.String())
 		refs = append(refs, a.Ref.String())
@@ -174,13 +191,24 @@ func (j job) ruleNotes() (evidence, warnings, refs []string) {
 	if ov.OriginHost != "" && j.addr.IsValid() {
 		evidence = append(evidence, fmt.Sprintf("Cloudflare connects to %s (an address of %s), not to the record of %s", j.addr, ov.OriginHost, j.hostname))
 	}
-	return evidence, ov.Depends, refs
+	return evidence, append(warnings, ov.Depends...), refs
 }
 
 // ruleFix points a path's fix at the rule that set the SSL mode, where the
 // fix says to change the zone's.
 func (j job) ruleFix(p report.Path) report.Path {
-	if j.override == nil || j.override.SSL == "" {
+	if j.override == nil {
+		return p
+	}
+	if port := j.override.Port; port > 0 && !p.OK && (p.Stage == report.StageFirewall || p.Stage == report.StageListener || p.Stage == report.StageTLS) {
+		for _, a := range slices.Backward(j.override.Applied) {
+			if slices.Contains(a.Sets, fmt.Sprintf("port %d", port)) {
+				p.Fix = strings.TrimSpace(p.Fix + fmt.Sprintf(" Port %d comes from %s: if the origin should not serve it, correct the rule.", port, a.Ref))
+				break
+			}
+		}
+	}
+	if j.override.SSL == "" {
 		return p
 	}
 	ref := ""

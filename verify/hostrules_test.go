@@ -39,6 +39,7 @@ func TestRunRules(t *testing.T) {
 		want     []string
 		evidence string // a substring of some path's evidence
 		warning  string // a substring of some path's warnings
+		only     string // the first warning of every path on a port that is not 80 or 443
 		rules    []string
 	}{
 		{
@@ -74,15 +75,21 @@ func TestRunRules(t *testing.T) {
 			rules:    []string{`Origin Rule "api to 8443" (ruleset rs-origin, rule id o1)`},
 		},
 		{
-			name: "a rule on the URI path: the path is walked as without it, with a warning naming the rule and the field",
+			name: "a rule on the URI path: a warning naming the rule and the field, and the requests it matches walked as paths of their own",
 			zone: withRules(zoneWith("example.com", strictSettings(), a("www.example.com", "192.0.2.1")),
 				cloudflare.Rules{Origin: []cloudflare.Rule{routeRule("o2", "api by path", `http.host eq "www.example.com" and starts_with(http.request.uri.path, "/api/")`,
 					func(r *cloudflare.Rule) { r.OriginPort = 9000 })}}),
+			setup: func(f *fixture) {
+				f.probe.outcomes["listener 192.0.2.1:9000"] = report.Outcome{Fail: true, Status: 521, Cause: "nothing listens on 9000"}
+			},
 			want: []string{
 				"www.example.com A 192.0.2.1 80/http ok 200 http",
 				"www.example.com A 192.0.2.1 443/https ok 200 http",
+				"www.example.com A 192.0.2.1 9000/http FAIL 521 listener",
+				"www.example.com A 192.0.2.1 9000/https FAIL 521 listener",
 			},
-			warning: `depends on the request: Origin Rule "api by path" (ruleset rs-origin, rule id o2) matches on http.request.uri.path; where it matches, Cloudflare uses port 9000`,
+			warning: `depends on the request: Origin Rule "api by path" (ruleset rs-origin, rule id o2) matches on http.request.uri.path; the requests it matches get port 9000, the others this path`,
+			only:    `only for the requests that Origin Rule "api by path" (ruleset rs-origin, rule id o2) matches (on http.request.uri.path); the others take the path without it`,
 		},
 		{
 			name: "an Origin Rule's origin host: the paths go to that host's address",
@@ -133,6 +140,14 @@ func TestRunRules(t *testing.T) {
 			}
 			if tt.warning != "" && !slices.ContainsFunc(warns, func(s string) bool { return strings.Contains(s, tt.warning) }) {
 				t.Errorf("no warning %q in %q", tt.warning, warns)
+			}
+			for _, p := range rep.Paths {
+				if tt.only != "" && p.Port != 80 && p.Port != 443 && (len(p.Warnings) == 0 || p.Warnings[0] != tt.only) {
+					t.Errorf("path %s: warnings %q, want first %q", brief(p), p.Warnings, tt.only)
+				}
+				if tt.only != "" && (p.Port == 80 || p.Port == 443) && slices.Contains(p.Warnings, tt.only) {
+					t.Errorf("path %s: the default path says it is only for some requests", brief(p))
+				}
 			}
 			if tt.rules != nil {
 				if diff := cmp.Diff(tt.rules, rules); diff != "" {

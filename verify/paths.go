@@ -56,7 +56,7 @@ func pathsFor(entries []entry) []job {
 			if e.override != nil && e.override.Port > 0 {
 				h.port = e.override.Port // an Origin Rule's port, for either scheme
 			}
-			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme)
+			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme, e.only)
 			if seen[k] {
 				continue
 			}

@@ -58,10 +58,17 @@ func TestVerifyRules(t *testing.T) {
 	}
 	got := map[string]report.Path{}
 	for _, p := range rep.Paths {
+		if p.Port == 9000 {
+			got[p.Hostname+" "+p.Scheme+" admin"] = p
+			continue
+		}
 		got[p.Hostname+" "+p.Scheme] = p
 	}
-	if code != 1 || len(rep.Paths) != 3 {
-		t.Fatalf("exit %d, %d paths, want 1 and 3 (api http, www http and https)\n%s", code, len(rep.Paths), out)
+	if code != 1 || len(rep.Paths) != 5 {
+		t.Fatalf("exit %d, %d paths, want 1 and 5 (api http, www http and https, and both again to 9000 for /admin)\n%s", code, len(rep.Paths), out)
+	}
+	if admin := got["www.example.com https admin"]; admin.OK || admin.Status != 521 || len(admin.Warnings) == 0 || !strings.HasPrefix(admin.Warnings[0], `only for the requests that Origin Rule "www admin"`) || !strings.Contains(admin.Fix, `Port 9000 comes from Origin Rule "www admin"`) {
+		t.Errorf("www /admin path (nothing on 9000): %+v", admin)
 	}
 	api := got["api.example.com http"]
 	if !api.OK || api.Port != 8443 || api.Status != 200 || len(api.Rules) != 1 || !strings.Contains(api.Rules[0], `Origin Rule "api to 8443"`) {

@@ -49,8 +49,10 @@ type Override struct {
 	Applied    []Applied
 	// Depends are the rules that match some requests to the hostname and
 	// not others (or that verify cannot decide), one sentence each. The
-	// path is walked as if they did not match.
-	Depends []string
+	// path is walked as if they did not match; Alternatives walks the
+	// requests they match.
+	Depends   []string
+	undecided []undecided
 }
 
 // For returns what the rules change for every request to hostname (a
@@ -59,6 +61,66 @@ type Override struct {
 // Configuration and Origin Rules in their order, later ones winning per
 // field, and a rule beating a Page Rule on the same field.
 func For(rs cloudflare.Rules, hostname string) Override {
+	return forAssuming(rs, hostname, "")
+}
+
+// MaxAlternatives bounds the alternatives of one hostname.
+const MaxAlternatives = 8
+
+// Alternative is the way some requests to a hostname take: those that a
+// rule depending on the request matches.
+type Alternative struct {
+	Rule Ref
+	// On says what the rule matches on: request fields, or what verify
+	// could not decide.
+	On       []string
+	Override Override
+}
+
+// Only is the sentence for a path that only some requests take.
+func (a Alternative) Only() string {
+	return fmt.Sprintf("only for the requests that %s matches (on %s); the others take the path without it", a.Rule, strings.Join(a.On, "; "))
+}
+
+// Alternatives returns, for each rule that depends on the request (up to
+// MaxAlternatives), what the requests it matches get, when that differs
+// from what every request gets (For).
+func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
+	base := forAssuming(rs, hostname, "")
+	var out []Alternative
+	for _, u := range base.undecided {
+		if len(out) == MaxAlternatives {
+			break
+		}
+		alt := forAssuming(rs, hostname, u.key)
+		if alt.SSL == base.SSL && alt.Port == base.Port && alt.OriginHost == base.OriginHost && alt.HostHeader == base.HostHeader && alt.SNI == base.SNI {
+			continue
+		}
+		alt.undecided = nil
+		out = append(out, Alternative{Rule: u.ref, On: u.on, Override: alt})
+	}
+	return out
+}
+
+// undecided is a rule For could not decide.
+type undecided struct {
+	key string
+	ref Ref
+	on  []string
+}
+
+func (r Ref) key() string { return r.Kind + "\x00" + r.Ruleset + "\x00" + r.ID }
+
+func onOf(res Result) []string {
+	var on []string
+	if len(res.Fields) > 0 {
+		on = append(on, strings.Join(res.Fields, ", "))
+	}
+	return append(on, res.Why...)
+}
+
+// forAssuming is For with the rule of key assume taken as matching.
+func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
 	if strings.HasPrefix(env.Host, "*.") {
 		env.Host = ""
@@ -72,8 +134,12 @@ func For(rs cloudflare.Rules, hostname string) Override {
 		res := MatchPageTarget(pr.Target, env.Host)
 		sets := pageSets(pr)
 		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
 		if res.Truth == Unknown && len(sets) > 0 {
 			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
 			continue
 		}
 		if res.Truth != True {
@@ -94,12 +160,17 @@ func For(rs cloudflare.Rules, hostname string) Override {
 		}
 		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
 		sets := []string{"SSL mode " + r.SSL}
-		switch res := evalRule(r.Expression, env); res.Truth {
+		res := evalRule(r.Expression, env)
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
+		switch res.Truth {
 		case True:
 			o.SSL = r.SSL
 			o.Applied = append(o.Applied, Applied{Ref: ref, Sets: sets})
 		case Unknown:
 			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
 		}
 	}
 	for _, r := range rs.Origin {
@@ -111,7 +182,11 @@ func For(rs cloudflare.Rules, hostname string) Override {
 			continue
 		}
 		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
-		switch res := evalRule(r.Expression, env); res.Truth {
+		res := evalRule(r.Expression, env)
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
+		switch res.Truth {
 		case True:
 			if r.OriginPort > 0 {
 				o.Port = r.OriginPort
@@ -122,6 +197,7 @@ func For(rs cloudflare.Rules, hostname string) Override {
 			o.Applied = append(o.Applied, Applied{Ref: ref, Sets: sets})
 		case Unknown:
 			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
 		}
 	}
 	o.SNI = pick(explicitSNI, o.HostHeader)
@@ -184,7 +260,7 @@ func dependsSentence(ref Ref, res Result, sets []string) string {
 	if len(res.Fields) == 0 {
 		lead = "cannot tell whether a rule applies"
 	}
-	return fmt.Sprintf("%s: %s %s; where it matches, Cloudflare uses %s — this path is walked as if it did not match",
+	return fmt.Sprintf("%s: %s %s; the requests it matches get %s, the others this path",
 		lead, ref, strings.Join(on, "; "), strings.Join(sets, ", "))
 }
 

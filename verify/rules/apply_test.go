@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cfguard/cfguard/verify/cloudflare"
 )
@@ -41,7 +43,7 @@ func TestFor(t *testing.T) {
 
 	got := For(rs, "api.example.com")
 	want := Override{SSL: "strict", Port: 8443, OriginHost: "old.example.com", HostHeader: "backend.example.net", SNI: "backend.example.net"}
-	if diff := cmp.Diff(want, got, cmpIgnoreNotes); diff != "" {
+	if diff := cmp.Diff(want, got, cmpIgnoreNotes, cmpopts.IgnoreUnexported(Override{})); diff != "" {
 		t.Errorf("api (-want +got):\n%s", diff)
 	}
 	var applied []string
@@ -69,7 +71,7 @@ func TestFor(t *testing.T) {
 	}
 
 	other := For(rs, "other.example.org")
-	if diff := cmp.Diff(Override{}, other); diff != "" {
+	if diff := cmp.Diff(Override{}, other, cmpopts.IgnoreUnexported(Override{})); diff != "" {
 		t.Errorf("other (-want +got):\n%s", diff)
 	}
 
@@ -124,5 +126,32 @@ func TestMatchPageTarget(t *testing.T) {
 		if got := MatchPageTarget(tt.pattern, tt.host); got.Truth != tt.want {
 			t.Errorf("MatchPageTarget(%q, %q) = %v, want %v", tt.pattern, tt.host, got.Truth, tt.want)
 		}
+	}
+}
+
+func TestAlternatives(t *testing.T) {
+	rs := cloudflare.Rules{
+		Config: []cloudflare.Rule{config("c1", "admin strict", `http.host eq "www.example.com" and http.request.uri.path eq "/admin"`, "strict")},
+		Origin: []cloudflare.Rule{
+			origin("o1", "api by path", `starts_with(http.request.uri.path, "/api/")`, func(r *cloudflare.Rule) { r.OriginPort = 9000 }),
+			origin("o2", "same port", `ip.src.country eq "DE"`, func(r *cloudflare.Rule) { r.OriginPort = 8443 }),
+			origin("o3", "all to 8443", `true`, func(r *cloudflare.Rule) { r.OriginPort = 8443 }),
+		},
+	}
+	var got []string
+	for _, a := range Alternatives(rs, "www.example.com") {
+		got = append(got, fmt.Sprintf("%s | %s | ssl=%s port=%d", a.Rule.ID, a.Only(), a.Override.SSL, a.Override.Port))
+	}
+	want := []string{
+		`c1 | only for the requests that Configuration Rule "admin strict" (ruleset rs-c, rule id c1) matches (on http.request.uri.path); the others take the path without it | ssl=strict port=8443`,
+		// o1 is overridden by o3 (later wins): the same port 8443, no alternative; o2 likewise.
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Alternatives (-want +got):\n%s", diff)
+	}
+	rs.Origin = rs.Origin[:1]
+	alts := Alternatives(rs, "www.example.com")
+	if len(alts) != 2 || alts[1].Override.Port != 9000 || alts[1].Override.SSL != "" {
+		t.Errorf("without o3: %+v, want c1 and o1 (port 9000)", alts)
 	}
 }
