@@ -70,7 +70,8 @@ FUZZ_TARGETS = \
 	FuzzSame:./cfranges/realip \
 	FuzzWebSaid:./internal/guard \
 	FuzzParseEdgeAnswer:./verify/cloudflare \
-	FuzzParseEdge:./internal/cmd/cfapi-standin
+	FuzzParseEdge:./internal/cmd/cfapi-standin \
+	FuzzParse:./verify/rules
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

@@ -23,6 +23,8 @@ type api interface {
 	// EdgeErrors reads how many 502–530 Cloudflare served the hostnames
 	// of a zone in [since, until) (edge.go).
 	EdgeErrors(ctx context.Context, zoneID string, hostnames []string, since, until time.Time) (cloudflare.EdgeCounts, error)
+	// Rules reads the zone's Configuration, Origin and Page Rules.
+	Rules(ctx context.Context, zoneID string) (cloudflare.Rules, error)
 }
 
 // prober runs the origin-side stages (verify/probe).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cfguard/cfguard/verify/cloudflare"
 	"github.com/cfguard/cfguard/verify/report"
+	"github.com/cfguard/cfguard/verify/rules"
 )
 
 // zoneReadConcurrency bounds the zones whose settings and records are read
@@ -31,6 +32,12 @@ type entry struct {
 	// unresolved is set for a CNAME whose target does not resolve: the
 	// entry becomes one failing path with no address.
 	unresolved *report.Outcome
+	// override is what the zone's rules change for the hostname (nil:
+	// none apply); see hostrules.go.
+	override *rules.Override
+	// only is set on an entry that only some requests take: those a rule
+	// depending on the request matches (the sentence says which).
+	only string
 }
 
 // zoneData is what the API said about one zone.
@@ -38,6 +45,7 @@ type zoneData struct {
 	zone     cloudflare.Zone
 	settings cloudflare.Settings
 	records  []cloudflare.Record
+	rules    cloudflare.Rules
 }
 
 func normName(s string) string {
@@ -81,6 +89,7 @@ func (r *runner) readZones(ctx context.Context) ([]zoneData, error) {
 				return
 			}
 			out[i].settings, out[i].records = s, recs
+			out[i].rules = r.readRules(ctx, z)
 		}()
 	}
 	wg.Wait()
@@ -127,13 +136,7 @@ func zoneFindings(zd zoneData) []report.Finding {
 // points (CNAMEs resolved), filtered by --hostname.
 func (r *runner) entriesFromZones(ctx context.Context, zds []zoneData) []entry {
 	// Names of every zone read, for CNAMEs that point inside them.
-	byName := map[string][]cloudflare.Record{}
-	for _, zd := range zds {
-		for _, rec := range zd.records {
-			n := normName(rec.Name)
-			byName[n] = append(byName[n], rec)
-		}
-	}
+	byName := recordsByName(zds)
 	want := map[string]bool{}
 	for _, h := range r.cfg.Hostnames {
 		want[normName(h)] = true

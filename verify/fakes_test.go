@@ -31,6 +31,8 @@ type fakeZone struct {
 	zone     cloudflare.Zone
 	settings cloudflare.Settings
 	records  []cloudflare.Record
+	rules    cloudflare.Rules
+	rulesErr error
 }
 
 var _ api = (*fakeAPI)(nil)
@@ -72,6 +74,15 @@ func (f *fakeAPI) EdgeErrors(_ context.Context, id string, _ []string, since, un
 	return cloudflare.EdgeCounts{Since: since, Until: until, Groups: f.edge[id]}, nil
 }
 
+func (f *fakeAPI) Rules(_ context.Context, id string) (cloudflare.Rules, error) {
+	for _, z := range f.zones {
+		if z.zone.ID == id {
+			return z.rules, z.rulesErr
+		}
+	}
+	return cloudflare.Rules{}, fmt.Errorf("no zone %s", id)
+}
+
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
@@ -93,6 +104,7 @@ type fakeProbe struct {
 	calls                 map[string]int  // by stage
 	delay                 time.Duration   // each listener and http call takes this long
 	inFlight, maxInFlight int
+	targets               []probe.Target // every target the http stage was given
 }
 
 var _ prober = (*fakeProbe)(nil)
@@ -168,6 +180,9 @@ func (f *fakeProbe) Certificate(t probe.Target, cs *tls.ConnectionState, _ time.
 }
 func (f *fakeProbe) HTTP(_ context.Context, t probe.Target, _ *tls.Conn, _ time.Duration) report.Outcome {
 	f.slow()
+	f.mu.Lock()
+	f.targets = append(f.targets, t)
+	f.mu.Unlock()
 	return f.get(report.StageHTTP, t.Hostname+" "+hp(t), report.Outcome{Status: 200, Cause: "GET / answered 200"})
 }
 

@@ -53,7 +53,10 @@ func pathsFor(entries []entry) []job {
 			continue
 		}
 		for _, h := range hopsFor(e.settings.SSL, e.settings.AlwaysUseHTTPS) {
-			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme)
+			if e.override != nil && e.override.Port > 0 {
+				h.port = e.override.Port // an Origin Rule's port, for either scheme
+			}
+			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme, e.only)
 			if seen[k] {
 				continue
 			}
@@ -69,7 +72,11 @@ func (j job) target() probe.Target {
 	if !ValidSSLMode(mode) {
 		mode = ModeFull
 	}
-	return probe.Target{Hostname: probeHost(j.hostname), Addr: j.addr, Port: j.port, Scheme: j.scheme, SSLMode: mode}
+	t := probe.Target{Hostname: probeHost(j.hostname), Addr: j.addr, Port: j.port, Scheme: j.scheme, SSLMode: mode}
+	if ov := j.override; ov != nil {
+		t.SNI, t.Host = ov.SNI, ov.HostHeader
+	}
+	return t
 }
 
 // probeHost is the Host / SNI used for a hostname; a wildcard record is
@@ -86,6 +93,7 @@ func (j job) path() report.Path {
 	if j.addr.IsValid() {
 		p.OriginIP = j.addr.String()
 	}
+	_, _, p.Rules = j.ruleNotes()
 	return p
 }
 
@@ -106,7 +114,7 @@ func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 				return
 			}
 			defer func() { <-sem }()
-			out[i] = r.walk(ctx, j)
+			out[i] = j.ruleFix(r.walk(ctx, j))
 			if r.cfg.Progress != nil {
 				pmu.Lock()
 				done++
@@ -141,6 +149,8 @@ type sharedResult struct {
 func (r *runner) walk(ctx context.Context, j job) report.Path {
 	p := j.path()
 	acc := &accumulator{}
+	ruleEvidence, ruleWarnings, _ := j.ruleNotes()
+	acc.evidence, acc.warnings = ruleEvidence, ruleWarnings
 	if j.unresolved != nil {
 		acc.add(*j.unresolved)
 		return acc.finish(p)

@@ -96,7 +96,10 @@ func run(ctx context.Context, cfg Config, d deps, findings []report.Finding, log
 				r.addFinding(f)
 			}
 		}
-		entries = r.entriesFromZones(ctx, zds)
+		if f, ok := unreadRulesFinding(zds); ok {
+			r.addFinding(f)
+		}
+		entries = r.applyRules(ctx, r.entriesFromZones(ctx, zds), zds)
 		if len(cfg.Hostnames) > 0 {
 			if err := r.missingHostnames(entries, zds); err != nil {
 				return nil, err

@@ -11,7 +11,7 @@ import (
 )
 
 // ZoneCache keeps what the API answered (the token check, the zones, their
-// settings and DNS records) between runs, so that a caller running verify
+// settings, DNS records and rules) between runs, so that a caller running verify
 // often — cfguard watch — asks the API only once per TTL and walks the paths
 // in between from the cached zones. Errors are never kept. Safe for
 // concurrent use.
@@ -99,4 +99,8 @@ func (c cachedAPI) EdgeErrors(ctx context.Context, zoneID string, hostnames []st
 		return cloudflare.EdgeCounts{}, err
 	}
 	return a.counts, a.refused
+}
+
+func (c cachedAPI) Rules(ctx context.Context, zoneID string) (cloudflare.Rules, error) {
+	return cached(c.cache, "rules|"+zoneID, func() (cloudflare.Rules, error) { return c.api.Rules(ctx, zoneID) })
 }

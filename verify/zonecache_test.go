@@ -41,6 +41,10 @@ func (c *countingAPI) EdgeErrors(_ context.Context, id string, _ []string, since
 	return cloudflare.EdgeCounts{Since: since, Until: until}, c.hit("edge " + id)
 }
 
+func (c *countingAPI) Rules(_ context.Context, id string) (cloudflare.Rules, error) {
+	return cloudflare.Rules{Config: []cloudflare.Rule{{ID: "c1"}}}, c.hit("rules " + id)
+}
+
 func TestZoneCache(t *testing.T) {
 	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	cache := NewZoneCache(5 * time.Minute)
@@ -62,11 +66,14 @@ func TestZoneCache(t *testing.T) {
 		if rs, err := a.DNSRecords(ctx, "z1"); err != nil || len(rs) != 1 {
 			t.Fatalf("records %v %v", rs, err)
 		}
+		if rs, err := a.Rules(ctx, "z1"); err != nil || len(rs.Config) != 1 {
+			t.Fatalf("rules %v %v", rs, err)
+		}
 	}
 	read()
 	now = now.Add(4 * time.Minute)
 	read() // within the TTL: from the cache
-	want := map[string]int{"token": 1, "zones": 1, "settings z1": 1, "records z1": 1}
+	want := map[string]int{"token": 1, "zones": 1, "settings z1": 1, "records z1": 1, "rules z1": 1}
 	if diff := cmp.Diff(want, inner.calls); diff != "" {
 		t.Errorf("API calls within the TTL (-want +got)\n%s", diff)
 	}
@@ -90,7 +97,7 @@ func TestZoneCache(t *testing.T) {
 	if inner.calls["zones"] != 4 {
 		t.Errorf("zones asked %d times, want 4 (a failure is not cached)", inner.calls["zones"])
 	}
-	if cache.Reads != 9 {
-		t.Errorf("Reads = %d, want 9", cache.Reads)
+	if cache.Reads != 11 {
+		t.Errorf("Reads = %d, want 11", cache.Reads)
 	}
 }

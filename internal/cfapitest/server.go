@@ -16,7 +16,8 @@ import (
 // Server is the stand-in API. Its fields may be changed between requests
 // (under Lock) by the test that owns it. Each endpoint group lives in its
 // own file: ips.go (GET /ips), zones.go (token check, zones, settings, DNS),
-// analytics.go (POST /graphql).
+// analytics.go (POST /graphql), rulesets.go (entrypoint rulesets per phase,
+// page rules).
 type Server struct {
 	*httptest.Server
 	mu sync.Mutex
@@ -25,6 +26,7 @@ type Server struct {
 
 	ips      ipsState                  // see ips.go
 	zs       zonesState                // see zones.go
+	rs       rulesetState              // see rulesets.go
 	oversize map[string]*oversizeState // see oversize.go
 	an       analyticsState            // see analytics.go
 }
@@ -75,6 +77,7 @@ func build() *Server {
 	s.routeIPs(mux)
 	s.routeZones(mux)
 	s.routeAnalytics(mux)
+	s.routeRulesets(mux)
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.Requests[r.URL.Path]++

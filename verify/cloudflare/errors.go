@@ -87,6 +87,12 @@ func IsToken(err error) bool {
 // wrap turns an SDK error into an *Error. need is the permission the call
 // needs.
 func (c *Client) wrap(err error, what, need string) error {
+	if e, ok := err.(*Error); ok {
+		if e.What == "" || e.Kind == KindAPI {
+			e.What = what
+		}
+		return e
+	}
 	if errors.Is(err, errBodyTooLarge) {
 		return tooLarge(what)
 	}

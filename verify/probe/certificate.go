@@ -82,12 +82,12 @@ func CertificateWith(t Target, cs *tls.ConnectionState, now time.Time, opt CertO
 	}
 	// Name.
 	var cnOnly bool
-	if err := leaf.VerifyHostname(t.Hostname); err != nil {
-		if len(leaf.DNSNames) == 0 && len(leaf.IPAddresses) == 0 && matchName(leaf.Subject.CommonName, t.Hostname) {
+	if err := leaf.VerifyHostname(t.sni()); err != nil {
+		if len(leaf.DNSNames) == 0 && len(leaf.IPAddresses) == 0 && matchName(leaf.Subject.CommonName, t.sni()) {
 			cnOnly = true // Cloudflare accepts the CN (cloudflare.md §2)
 		} else {
-			problems = append(problems, fmt.Sprintf("is issued for %s, not %s", certNames(leaf), t.Hostname))
-			fixes = append(fixes, fmt.Sprintf("serve a certificate that names %s (in nginx, the server block with server_name %s needs its own ssl_certificate)", t.Hostname, t.Hostname))
+			problems = append(problems, fmt.Sprintf("is issued for %s, not %s", certNames(leaf), t.sni()))
+			fixes = append(fixes, fmt.Sprintf("serve a certificate that names %s (in nginx, the server block with server_name %s needs its own ssl_certificate)", t.sni(), t.sni()))
 		}
 	}
 	// Chain.

@@ -97,7 +97,7 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 			if err != nil {
 				return nil, err
 			}
-			tc, evidence, err := handshake(ctx, c, t.Hostname, &certRequested)
+			tc, evidence, err := handshake(ctx, c, t.sni(), &certRequested)
 			if err != nil {
 				c.Close()
 				tlsErr.Store(&tlsFail{err, evidence})
@@ -173,7 +173,7 @@ func newRequest(ctx context.Context, t Target) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Host = t.Hostname
+	req.Host = t.host()
 	// The visitor's scheme: under Flexible visitors arrive over https while
 	// Cloudflare speaks http to the origin (the redirect-loop case).
 	visitor := t.Scheme

@@ -44,6 +44,26 @@ type Target struct {
 	Port     int
 	Scheme   string // "http" or "https"
 	SSLMode  string // off, flexible, full, strict, origin_pull
+	// SNI and Host, when set, are what Cloudflare sends instead of the
+	// hostname (an Origin Rule or a Page Rule overrides them).
+	SNI  string
+	Host string
+}
+
+// sni is the name sent as SNI and checked in the certificate.
+func (t Target) sni() string {
+	if t.SNI != "" {
+		return t.SNI
+	}
+	return t.Hostname
+}
+
+// host is the Host header sent.
+func (t Target) host() string {
+	if t.Host != "" {
+		return t.Host
+	}
+	return t.Hostname
 }
 
 // hostPort is "192.0.2.1:443" or "[2001:db8::1]:443".

@@ -117,7 +117,7 @@ func tlsProbe(ctx context.Context, t Target, keep bool) TLSResult {
 	}()
 
 	var requested atomic.Bool
-	conn, evidence, err := handshake(ctx, raw, t.Hostname, &requested)
+	conn, evidence, err := handshake(ctx, raw, t.sni(), &requested)
 	o.Evidence = append(o.Evidence, evidence...)
 	if err == nil && requested.Load() {
 		// A TLS 1.3 server that insists on a client certificate says so

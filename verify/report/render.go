@@ -56,6 +56,7 @@ func escaped(r *Report) *Report {
 		p.Stage = Stage(textsafe.String(string(p.Stage)))
 		p.Cause, p.Fix = textsafe.String(p.Cause), textsafe.String(p.Fix)
 		p.Evidence, p.Warnings = textsafe.Strings(p.Evidence), textsafe.Strings(p.Warnings)
+		p.Rules = textsafe.Strings(p.Rules)
 		out.Paths = append(out.Paths, p)
 	}
 	for _, f := range r.Findings {
@@ -165,6 +166,9 @@ func writePath(b *strings.Builder, p painter, path Path) {
 	}
 	if path.OK {
 		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiGreen, "✔"), where, status, path.Stage, path.Cause)
+		for _, r := range path.Rules {
+			fmt.Fprintf(b, "      %s\n", p.paint(ansiDim, "· as changed by "+r))
+		}
 	} else {
 		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiRed, "✘"), where, p.paint(ansiRed+ansiBold, status), path.Stage, path.Cause)
 		writeEdge(b, p, path)

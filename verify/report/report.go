@@ -67,6 +67,9 @@ type Path struct {
 	// Edge is what Cloudflare served this hostname lately (edge.go); nil
 	// when it was not read.
 	Edge *EdgeCounts `json:"edge,omitempty"`
+	// Rules names the Configuration, Origin and Page Rules that changed
+	// this path (its mode, port, origin, Host header or SNI).
+	Rules []string `json:"rules,omitempty"`
 }
 
 // Finding is a zone- or host-level observation that is not tied to one path.

@@ -44,6 +44,9 @@ func main() {
 		return err
 	})
 	noAnalytics := flag.Bool("no-analytics", false, "the token lacks Analytics:Read: POST /graphql answers the authorization error")
+	configRules := flag.String("config-rules", "", "with -zone: the zone's Configuration Rules, as a JSON array of rules (id, description, expression, action, action_parameters, enabled)")
+	originRules := flag.String("origin-rules", "", "with -zone: the zone's Origin Rules, as a JSON array of rules")
+	noRulesPerm := flag.Bool("no-rules-permission", false, "the token may read zones, settings and DNS but no rules (403, code 10000)")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -83,6 +86,17 @@ func main() {
 		for i := 0; i < *hosts; i++ {
 			s.AddRecord(id, "A", fmt.Sprintf("host-%d.%s", i, *zone), *origin, true)
 		}
+		for phase, js := range map[string]string{"http_config_settings": *configRules, "http_request_origin": *originRules} {
+			if js == "" {
+				continue
+			}
+			rules, err := cfapitest.ParseRules([]byte(js))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "cfapi-standin: rules of %s: %v\n", phase, err)
+				os.Exit(2)
+			}
+			s.SetPhaseRules(id, phase, rules)
+		}
 		for _, r := range records {
 			name, addr, _ := strings.Cut(r, "=")
 			typ := "A"
@@ -93,10 +107,15 @@ func main() {
 		}
 		s.SetEdgeRows(id, edges...)
 	}
-	if *noAnalytics {
-		s.SetToken(cfapitest.DefaultToken)
-		s.AddToken(cfapitest.Token{Value: cfapitest.DefaultToken,
-			Permissions: []string{cfapitest.PermZoneRead, cfapitest.PermZoneSettingsRead, cfapitest.PermDNSRead}})
+	if *noAnalytics || *noRulesPerm {
+		perms := []string{cfapitest.PermZoneRead, cfapitest.PermZoneSettingsRead, cfapitest.PermDNSRead}
+		if !*noAnalytics {
+			perms = append(perms, cfapitest.PermAnalyticsRead)
+		}
+		if !*noRulesPerm {
+			perms = append(perms, cfapitest.PermConfigRulesRead, cfapitest.PermOriginRulesRead, cfapitest.PermPageRulesRead)
+		}
+		s.AddToken(cfapitest.Token{Value: cfapitest.DefaultToken, Permissions: perms})
 	}
 	if *origin != "" {
 		if err := serveOrigin(*origin); err != nil {

@@ -1,0 +1,309 @@
+package rules
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cfguard/cfguard/verify/cloudflare"
+)
+
+// Ref names one rule for an administrator.
+type Ref struct {
+	Kind    string // "Configuration Rule", "Origin Rule", "Page Rule"
+	Name    string // the rule's description, or the Page Rule's URL pattern
+	Ruleset string // the ruleset's id (none for Page Rules)
+	ID      string
+}
+
+func (r Ref) String() string {
+	name := r.Name
+	if name == "" {
+		name = "(no description)"
+	}
+	if r.Ruleset != "" {
+		return fmt.Sprintf("%s %q (ruleset %s, rule id %s)", r.Kind, name, r.Ruleset, r.ID)
+	}
+	return fmt.Sprintf("%s %q (id %s)", r.Kind, name, r.ID)
+}
+
+// Applied is one rule that matches every request to the hostname and what
+// it sets: "SSL mode strict", "port 8443".
+type Applied struct {
+	Ref  Ref
+	Sets []string
+}
+
+func (a Applied) String() string {
+	return a.Ref.String() + " sets " + strings.Join(a.Sets, ", ")
+}
+
+// Override is what the rules change for one hostname. Empty fields are
+// left as the zone settings and the DNS record say.
+type Override struct {
+	SSL        string // the SSL mode
+	Port       int    // the destination port, for every scheme
+	OriginHost string // the hostname whose address Cloudflare connects to
+	HostHeader string // the Host header sent
+	SNI        string // the SNI sent (a Host header override sets it too)
+	Applied    []Applied
+	// Depends are the rules that match some requests to the hostname and
+	// not others (or that verify cannot decide), one sentence each. The
+	// path is walked as if they did not match; Alternatives walks the
+	// requests they match.
+	Depends   []string
+	undecided []undecided
+}
+
+// For returns what the rules change for every request to hostname (a
+// wildcard record's name, *.example.com, leaves http.host unknown). Rules
+// apply in Cloudflare's order: the first matching Page Rule, then
+// Configuration and Origin Rules in their order, later ones winning per
+// field, and a rule beating a Page Rule on the same field.
+func For(rs cloudflare.Rules, hostname string) Override {
+	return forAssuming(rs, hostname, "")
+}
+
+// MaxAlternatives bounds the alternatives of one hostname.
+const MaxAlternatives = 8
+
+// Alternative is the way some requests to a hostname take: those that a
+// rule depending on the request matches.
+type Alternative struct {
+	Rule Ref
+	// On says what the rule matches on: request fields, or what verify
+	// could not decide.
+	On       []string
+	Override Override
+}
+
+// Only is the sentence for a path that only some requests take.
+func (a Alternative) Only() string {
+	return fmt.Sprintf("only for the requests that %s matches (on %s); the others take the path without it", a.Rule, strings.Join(a.On, "; "))
+}
+
+// Alternatives returns, for each rule that depends on the request (up to
+// MaxAlternatives), what the requests it matches get, when that differs
+// from what every request gets (For).
+func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
+	base := forAssuming(rs, hostname, "")
+	var out []Alternative
+	for _, u := range base.undecided {
+		if len(out) == MaxAlternatives {
+			break
+		}
+		alt := forAssuming(rs, hostname, u.key)
+		if alt.SSL == base.SSL && alt.Port == base.Port && alt.OriginHost == base.OriginHost && alt.HostHeader == base.HostHeader && alt.SNI == base.SNI {
+			continue
+		}
+		alt.undecided = nil
+		out = append(out, Alternative{Rule: u.ref, On: u.on, Override: alt})
+	}
+	return out
+}
+
+// undecided is a rule For could not decide.
+type undecided struct {
+	key string
+	ref Ref
+	on  []string
+}
+
+func (r Ref) key() string { return r.Kind + "\x00" + r.Ruleset + "\x00" + r.ID }
+
+func onOf(res Result) []string {
+	var on []string
+	if len(res.Fields) > 0 {
+		on = append(on, strings.Join(res.Fields, ", "))
+	}
+	return append(on, res.Why...)
+}
+
+// forAssuming is For with the rule of key assume taken as matching.
+func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
+	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
+	if strings.HasPrefix(env.Host, "*.") {
+		env.Host = ""
+	}
+	var o Override
+	explicitSNI := ""
+	for _, pr := range rs.Page {
+		if pr.Status != "" && pr.Status != "active" {
+			continue
+		}
+		res := MatchPageTarget(pr.Target, env.Host)
+		sets := pageSets(pr)
+		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
+		if res.Truth == Unknown && len(sets) > 0 {
+			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
+			continue
+		}
+		if res.Truth != True {
+			continue
+		}
+		// Only the first Page Rule that matches applies.
+		if len(sets) > 0 {
+			o.SSL = pick(pr.SSL, o.SSL)
+			o.OriginHost = pick(strings.ToLower(pr.ResolveOverride), o.OriginHost)
+			o.HostHeader = pick(pr.HostHeaderOverride, o.HostHeader)
+			o.Applied = append(o.Applied, Applied{Ref: ref, Sets: sets})
+		}
+		break
+	}
+	for _, r := range rs.Config {
+		if !r.Enabled || r.Action != "set_config" || r.SSL == "" {
+			continue
+		}
+		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
+		sets := []string{"SSL mode " + r.SSL}
+		res := evalRule(r.Expression, env)
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
+		switch res.Truth {
+		case True:
+			o.SSL = r.SSL
+			o.Applied = append(o.Applied, Applied{Ref: ref, Sets: sets})
+		case Unknown:
+			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
+		}
+	}
+	for _, r := range rs.Origin {
+		if !r.Enabled || r.Action != "route" {
+			continue
+		}
+		sets := routeSets(r)
+		if len(sets) == 0 {
+			continue
+		}
+		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
+		res := evalRule(r.Expression, env)
+		if res.Truth == Unknown && ref.key() == assume {
+			res.Truth = True
+		}
+		switch res.Truth {
+		case True:
+			if r.OriginPort > 0 {
+				o.Port = r.OriginPort
+			}
+			o.OriginHost = pick(strings.ToLower(r.OriginHost), o.OriginHost)
+			o.HostHeader = pick(r.HostHeader, o.HostHeader)
+			explicitSNI = pick(r.SNI, explicitSNI)
+			o.Applied = append(o.Applied, Applied{Ref: ref, Sets: sets})
+		case Unknown:
+			o.Depends = append(o.Depends, dependsSentence(ref, res, sets))
+			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
+		}
+	}
+	o.SNI = pick(explicitSNI, o.HostHeader)
+	return o
+}
+
+func pick(v, old string) string {
+	if v != "" {
+		return v
+	}
+	return old
+}
+
+func pageSets(pr cloudflare.PageRule) []string {
+	var s []string
+	if pr.SSL != "" {
+		s = append(s, "SSL mode "+pr.SSL)
+	}
+	if pr.ResolveOverride != "" {
+		s = append(s, "origin "+pr.ResolveOverride)
+	}
+	if pr.HostHeaderOverride != "" {
+		s = append(s, "Host header "+pr.HostHeaderOverride)
+	}
+	return s
+}
+
+func routeSets(r cloudflare.Rule) []string {
+	var s []string
+	if r.OriginPort > 0 {
+		s = append(s, "port "+strconv.Itoa(r.OriginPort))
+	}
+	if r.OriginHost != "" {
+		s = append(s, "origin "+r.OriginHost)
+	}
+	if r.HostHeader != "" {
+		s = append(s, "Host header "+r.HostHeader)
+	}
+	if r.SNI != "" {
+		s = append(s, "SNI "+r.SNI)
+	}
+	return s
+}
+
+func evalRule(src string, env Env) Result {
+	e, err := Parse(src)
+	if err != nil {
+		return Result{Truth: Unknown, Why: []string{"verify cannot read its expression (" + err.Error() + ")"}}
+	}
+	return e.Eval(env)
+}
+
+func dependsSentence(ref Ref, res Result, sets []string) string {
+	var on []string
+	if len(res.Fields) > 0 {
+		on = append(on, "matches on "+strings.Join(res.Fields, ", "))
+	}
+	on = append(on, res.Why...)
+	lead := "depends on the request"
+	if len(res.Fields) == 0 {
+		lead = "cannot tell whether a rule applies"
+	}
+	return fmt.Sprintf("%s: %s %s; the requests it matches get %s, the others this path",
+		lead, ref, strings.Join(on, "; "), strings.Join(sets, ", "))
+}
+
+// MatchPageTarget matches a Page Rule URL pattern ("*example.com/*",
+// "http://www.example.com/shop/*") against every request to host. Only a
+// pattern whose path part is /* (and names no scheme or port) is decided by
+// the hostname alone; others depend on the request.
+func MatchPageTarget(pattern, host string) Result {
+	p := strings.TrimSpace(pattern)
+	var fields []string
+	p, scheme := cutScheme(p)
+	if scheme {
+		fields = append(fields, "the visitor's scheme")
+	}
+	hostPart, path, hasPath := strings.Cut(p, "/")
+	if !hasPath || path != "*" {
+		fields = append(fields, "the URL path")
+	}
+	if strings.Contains(hostPart, ":") {
+		fields = append(fields, "the visitor's port")
+		hostPart, _, _ = strings.Cut(hostPart, ":")
+	}
+	if host == "" {
+		return Result{Truth: Unknown, Fields: append(fields, "http.host (a wildcard record covers many hostnames)")}
+	}
+	if !wildcard(host, strings.ToLower(hostPart)) {
+		return Result{Truth: False} // whatever the rest says, not this hostname
+	}
+	if len(fields) > 0 {
+		return Result{Truth: Unknown, Fields: fields}
+	}
+	return Result{Truth: True}
+}
+
+func cutScheme(p string) (string, bool) {
+	l := strings.ToLower(p)
+	for _, s := range []string{"http://", "https://", "*://"} {
+		if strings.HasPrefix(l, s) {
+			if s == "*://" {
+				return p[len(s):], false
+			}
+			return p[len(s):], true
+		}
+	}
+	return p, false
+}
