@@ -30,7 +30,14 @@ type Route struct {
 	Directive *Directive
 	Via       string // "ProxyPass" or "SetHandler"
 	Target    *Target
-	Timeout   time.Duration // ProxyTimeout / timeout= / Timeout
+	// Timeout is how long httpd waits for the backend: the timeout= of
+	// the ProxyPass, else ProxyTimeout, else Timeout, else the default.
+	Timeout time.Duration
+	// TimeoutFrom names where Timeout comes from: "timeout=" (of the
+	// ProxyPass), "ProxyTimeout", "Timeout", or "" (httpd's default);
+	// TimeoutAt is that directive (nil for the default).
+	TimeoutFrom string
+	TimeoutAt   *Directive
 }
 
 // Where describes the route for evidence.
@@ -45,6 +52,16 @@ func (r *Route) Where() string {
 	return s
 }
 
+// Scope names where directives for this route go: the virtual host
+// ("<VirtualHost *:443> shop.example.com (/etc/apache2/sites-enabled/shop.conf:1)")
+// or the main server configuration (its main file).
+func (r *Route) Scope(c *Config) string {
+	if r.VHost != nil {
+		return r.VHost.Where()
+	}
+	return "the main server configuration (" + c.Main + ")"
+}
+
 // Route follows "/" on addr:port with Host host to its backend. Target is
 // nil when httpd serves "/" itself.
 func (c *Config) Route(addr netip.Addr, port int, host string) *Route {
@@ -54,17 +71,30 @@ func (c *Config) Route(addr netip.Addr, port int, host string) *Route {
 	if r.VHost != nil {
 		scopes = [][]*Directive{flatten(r.VHost.Dir.Block), global}
 	}
-	for i := len(scopes) - 1; i >= 0; i-- { // inner overrides outer
+	// ProxyTimeout wins over Timeout wherever each is set; within each, the
+	// virtual host's wins over the main server's.
+	var proxyTimeout, timeout *Directive
+	for i := len(scopes) - 1; i >= 0; i-- {
 		for _, d := range scopes[i] {
 			if len(d.Args) == 0 {
 				continue
 			}
-			switch d.Name {
-			case "timeout", "proxytimeout":
-				if n, err := strconv.Atoi(d.Args[0]); err == nil {
-					r.Timeout = time.Duration(n) * time.Second
-				}
+			if _, err := strconv.Atoi(d.Args[0]); err != nil {
+				continue
 			}
+			switch d.Name {
+			case "timeout":
+				timeout = d
+			case "proxytimeout":
+				proxyTimeout = d
+			}
+		}
+	}
+	for _, d := range []*Directive{timeout, proxyTimeout} {
+		if d != nil {
+			n, _ := strconv.Atoi(d.Args[0])
+			r.Timeout, r.TimeoutAt = time.Duration(n)*time.Second, d
+			r.TimeoutFrom = map[string]string{"timeout": "Timeout", "proxytimeout": "ProxyTimeout"}[d.Name]
 		}
 	}
 	for _, blk := range scopes {
@@ -167,7 +197,7 @@ func (c *Config) setTarget(r *Route, d *Directive, via, url string, params []str
 	for _, p := range params {
 		if v, ok := strings.CutPrefix(p, "timeout="); ok {
 			if n, err := strconv.Atoi(v); err == nil {
-				r.Timeout = time.Duration(n) * time.Second
+				r.Timeout, r.TimeoutFrom, r.TimeoutAt = time.Duration(n)*time.Second, "timeout=", d
 			}
 		}
 	}
