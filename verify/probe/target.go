@@ -44,6 +44,10 @@ type Target struct {
 	Port     int
 	Scheme   string // "http" or "https"
 	SSLMode  string // off, flexible, full, strict, origin_pull
+	// Server is the web server whose directives a fix names (ServerNginx,
+	// ServerApache); "" lets the stages that read the sockets find it, and
+	// the others name both.
+	Server string
 }
 
 // hostPort is "192.0.2.1:443" or "[2001:db8::1]:443".
