@@ -82,7 +82,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 		}
 		sets, err := c.GetSets(t)
 		if err != nil {
-			tb.setsErr = fmt.Sprintf("the sets of table %s %s could not be read: %v", familyName(t.Family), t.Name, err)
+			tb.setsErr = fmt.Sprintf("the sets of table %s %s could not be read (%v), so the rules that match them cannot be judged", familyName(t.Family), t.Name, err)
 			rs.warnings = append(rs.warnings, tb.setsErr)
 			continue
 		}
