@@ -21,7 +21,6 @@ const hostPlaceholder = "<hostname>"
 // warning: the text output says it once, then which paths.
 type group struct {
 	kind   groupKind
-	ok     bool
 	status int
 	stage  Stage
 	// cause and fix are the first path's, with its hostname
@@ -34,6 +33,7 @@ type group struct {
 	named            []Path // the first pathsNamed paths
 	n                int
 	order            int // first appearance, for a stable order
+	last             int // the index of the last path counted, so a path counts once
 }
 
 type groupKind int
@@ -54,34 +54,38 @@ const (
 func groupPaths(paths []Path) []*group {
 	byKey := map[string]*group{}
 	var groups []*group
-	add := func(kind groupKind, key string, p Path, mk func() *group) {
+	add := func(kind groupKind, key string, i int, p Path, mk func() *group) {
 		key = strconv.Itoa(int(kind)) + "\x00" + key
 		g, ok := byKey[key]
 		if !ok {
 			g = mk()
-			g.kind, g.first, g.order = kind, p, len(groups)
+			g.kind, g.first, g.order, g.last = kind, p, len(groups), -1
 			byKey[key] = g
 			groups = append(groups, g)
 		}
+		if g.last == i {
+			return // the same warning twice on one path
+		}
+		g.last = i
 		g.n++
 		if len(g.named) < pathsNamed {
 			g.named = append(g.named, p)
 		}
 	}
-	for _, p := range paths {
+	for i, p := range paths {
 		cause, fix := abstractHost(p.Cause, p.Hostname), abstractHost(p.Fix, p.Hostname)
 		kind := groupFail
 		if p.OK {
 			kind = groupPass
 		}
 		key := strings.Join([]string{string(p.Stage), strconv.Itoa(p.Status), cause, fix}, "\x00")
-		add(kind, key, p, func() *group {
-			return &group{ok: p.OK, status: p.Status, stage: p.Stage, cause: cause, fix: fix,
+		add(kind, key, i, p, func() *group {
+			return &group{status: p.Status, stage: p.Stage, cause: cause, fix: fix,
 				rawCause: p.Cause, rawFix: p.Fix, rawEvidence: p.Evidence}
 		})
 		for _, w := range p.Warnings {
 			aw := abstractHost(w, p.Hostname)
-			add(groupWarning, aw, p, func() *group { return &group{cause: aw, rawCause: w} })
+			add(groupWarning, aw, i, p, func() *group { return &group{cause: aw, rawCause: w} })
 		}
 	}
 	slices.SortStableFunc(groups, func(a, b *group) int {

@@ -152,7 +152,7 @@ func TestGroupOrder(t *testing.T) {
 		p("c", false, 504, "slow", "fix y"),
 		p("d", false, 504, "slow", "fix y"),
 		p("e", false, 502, "bad gateway", "fix z"),
-		{Hostname: "f", OK: true, Status: 200, Stage: StageHTTP, Cause: "GET / answered 200 OK", Warnings: []string{"w"}},
+		{Hostname: "f", OK: true, Status: 200, Stage: StageHTTP, Cause: "GET / answered 200 OK", Warnings: []string{"w", "w"}}, // a path counts once
 	})
 	var got []string
 	for _, g := range groups {
@@ -160,14 +160,14 @@ func TestGroupOrder(t *testing.T) {
 		for _, p := range g.named {
 			names = append(names, p.Hostname)
 		}
-		got = append(got, fmt.Sprintf("%d %d %s: %s", g.kind, g.status, g.cause, strings.Join(names, ",")))
+		got = append(got, fmt.Sprintf("%d %d %s: %s (%d)", g.kind, g.status, g.cause, strings.Join(names, ","), g.n))
 	}
 	want := []string{
-		"0 504 slow: c,d",
-		"0 502 bad gateway: b",
-		"0 502 bad gateway: e",
-		"1 0 w: f",
-		"2 200 GET / answered 200 OK: a,f",
+		"0 504 slow: c,d (2)",
+		"0 502 bad gateway: b (1)",
+		"0 502 bad gateway: e (1)",
+		"1 0 w: f (1)",
+		"2 200 GET / answered 200 OK: a,f (2)",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("groups (-want +got):\n%s", d)
