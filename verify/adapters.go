@@ -71,6 +71,7 @@ func (probes) Listener(ctx context.Context, t probe.Target) report.Outcome {
 }
 func (probes) TLS(ctx context.Context, t probe.Target) probe.TLSResult { return probe.TLSKeep(ctx, t) }
 func (probes) Certificate(t probe.Target, cs *tls.ConnectionState, now time.Time) report.Outcome {
+	t.Server = probe.ServerFor(t) // the certificate's fix names its directives
 	return probe.Certificate(t, cs, now)
 }
 func (probes) HTTP(ctx context.Context, t probe.Target, conn *tls.Conn, timeout time.Duration) report.Outcome {

@@ -124,7 +124,7 @@ func zoneFindings(zd zoneData) []report.Finding {
 	}
 	if s.TLSClientAuth {
 		add(report.SeverityInfo, fmt.Sprintf("zone %s: Authenticated Origin Pulls (tls_client_auth) is on: Cloudflare presents its client certificate to the origin over HTTPS", z.Name),
-			"Make the origin require it (nginx: ssl_client_certificate with Cloudflare's origin-pull CA and ssl_verify_client on), or it protects nothing.")
+			"Make the origin require it (nginx: ssl_client_certificate with Cloudflare's origin-pull CA and ssl_verify_client on; Apache: SSLCACertificateFile with that CA and SSLVerifyClient require), or it protects nothing.")
 	}
 	for _, n := range s.Notes {
 		add(report.SeverityInfo, fmt.Sprintf("zone %s: %s", z.Name, n), "")

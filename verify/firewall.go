@@ -214,15 +214,24 @@ func judgeFirewall(warnings []string, addr netip.Addr, port int, cloudflare []ne
 	}
 	if len(cannot) > 0 {
 		o.CannotTell = true
-		var why []string
+		var why, rules, other []string
 		for _, r := range cannot {
+			if r.Table == "" && r.Reason != "" {
+				// No rule to name (iptables-legacy tables): the reason is
+				// the whole story.
+				why, other = append(why, r.Reason), append(other, r.Reason)
+				continue
+			}
 			s := describeRule(r)
 			if r.Reason != "" {
 				s += " (" + r.Reason + ")"
 			}
-			why = append(why, s)
+			why, rules = append(why, s), append(rules, s)
 		}
-		o.Cause = "the firewall simulator cannot judge " + strings.Join(why, "; ")
+		if len(rules) > 0 {
+			other = append([]string{"the firewall simulator cannot judge " + strings.Join(rules, "; ")}, other...)
+		}
+		o.Cause = strings.Join(other, "; ")
 		o.Evidence = why
 		return o
 	}

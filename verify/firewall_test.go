@@ -15,6 +15,7 @@ func TestJudgeFirewall(t *testing.T) {
 	rejectRule := sim.Result{Verdict: sim.Reject, Family: "inet", Table: "filter", Chain: "input", Handle: 9, Rule: "tcp dport 443 reject"}
 	policy := sim.Result{Verdict: sim.Drop, Family: "ip", Table: "foreign", Chain: "in", Rule: "policy drop"}
 	legacy := sim.Result{Verdict: sim.CannotTell, Family: "ip", Table: "filter", Chain: "INPUT", Handle: 3, Rule: "xt match", Reason: "iptables-nft compat expression"}
+	legacyTables := sim.Result{Verdict: sim.CannotTell, Reason: "nftables accepts, but iptables-legacy table filter (IPv4) may drop the connection first, and nftables cannot show its rules (iptables-legacy -S lists them)"}
 	accept := sim.Result{Verdict: sim.Accept}
 	estab := sim.Result{Verdict: sim.Drop, Family: "inet", Table: "filter", Chain: "input", Rule: "policy drop", Packet: sim.PacketEstablished}
 	rejectLost := rejectRule
@@ -73,6 +74,9 @@ func TestJudgeFirewall(t *testing.T) {
 		{"cannot tell", origin4, whole(legacy), report.Outcome{Stage: report.StageFirewall, CannotTell: true,
 			Cause:    "the firewall simulator cannot judge table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)",
 			Evidence: []string{"table ip filter chain INPUT, rule handle 3: xt match (iptables-nft compat expression)"}}},
+		{"cannot tell: iptables-legacy", origin4, whole(legacyTables), report.Outcome{Stage: report.StageFirewall, CannotTell: true,
+			Cause:    "nftables accepts, but iptables-legacy table filter (IPv4) may drop the connection first, and nftables cannot show its rules (iptables-legacy -S lists them)",
+			Evidence: []string{"nftables accepts, but iptables-legacy table filter (IPv4) may drop the connection first, and nftables cannot show its rules (iptables-legacy -S lists them)"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

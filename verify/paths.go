@@ -331,7 +331,7 @@ func (a *accumulator) collect(o report.Outcome) {
 	a.evidence = append(a.evidence, o.Evidence...)
 	a.warnings = append(a.warnings, o.Warnings...)
 	if o.CannotTell && o.Cause != "" {
-		a.warnings = append(a.warnings, fmt.Sprintf("%s: cannot tell: %s", o.Stage, o.Cause))
+		a.warnings = append(a.warnings, fmt.Sprintf("the %s stage cannot tell whether this path works, so it is not counted as failing: %s", o.Stage, o.Cause))
 	}
 }
 

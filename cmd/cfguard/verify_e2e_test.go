@@ -113,6 +113,15 @@ func TestVerifyCommand(t *testing.T) {
 			t.Errorf("firewall drop path: %+v", p)
 		}
 	}
+	// In text, the one cause is said once, with its fix, then the two
+	// paths it fails (JSON above keeps one entry per path).
+	out, _, _ = v.verify(cfapitest.DefaultToken, "--timeout", "3s")
+	t.Logf("text output:\n%s", out)
+	if strings.Count(out, "the firewall drops") != 1 || strings.Count(out, "fix: Allow Cloudflare") != 1 || !strings.Contains(out, "on 2 paths:") ||
+		!strings.Contains(out, "api.example.com http 192.0.2.1:80") || !strings.Contains(out, "www.example.com http 192.0.2.1:80") ||
+		!strings.Contains(out, "2 of 2 paths would fail: 2 × 522") {
+		t.Errorf("firewall drop, text: one cause, its fix and both paths expected:\n%s", out)
+	}
 	v.origin.Run("nft", "delete", "table", "inet", "filter")
 
 	// A refused token: verify cannot run, one line naming the fix, exit 3.

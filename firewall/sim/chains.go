@@ -125,28 +125,6 @@ func (r *Ruleset) neighbour(dst netip.Addr) Result {
 	return res
 }
 
-// legacyNote qualifies a result when iptables-legacy tables of the family
-// exist: ip_tables hooks only IPv4 packets, ip6_tables only IPv6 ones.
-func (r *Ruleset) legacyNote(res Result, v6 bool) Result {
-	var legacy []string
-	for _, l := range r.legacy {
-		if strings.HasPrefix(l, "ip6_tables:") == v6 {
-			legacy = append(legacy, l)
-		}
-	}
-	if len(legacy) > 0 {
-		note := "iptables-legacy tables are present (" + strings.Join(legacy, ", ") + ") and netlink does not show their rules"
-		switch res.Verdict {
-		case Accept:
-			res.Verdict = CannotTell
-			res.Reason = "nftables accepts, but " + note
-		case Drop, Reject:
-			res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + note + " (they may decide first)"
-		}
-	}
-	return res
-}
-
 func (r *Ruleset) check(p *packet) Result {
 	hooks := []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN}
 	if p.reply {

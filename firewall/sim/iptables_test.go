@@ -23,7 +23,7 @@ import (
 var iptablesCases = []struct {
 	name   string
 	cmds   [][]string // tool and arguments, run in the origin in order
-	legacy string     // if set: the legacy table Warnings must name ("ip_tables: filter")
+	legacy string     // if set: the legacy table Warnings must name ("table filter (IPv4)")
 	probes []probe
 }{
 	{name: "nft native drop", cmds: [][]string{
@@ -189,7 +189,7 @@ var iptablesCases = []struct {
 		{src: cf6A, port: 82, want: Accept},
 		{src: cf6A, port: 83, want: Drop}, // IPv6: a unicast address is UNICAST
 	}},
-	{name: "legacy", legacy: "ip_tables: filter", cmds: [][]string{
+	{name: "legacy", legacy: "table filter (IPv4)", cmds: [][]string{
 		{"iptables-legacy", "-A", "INPUT", "-s", "203.0.113.0/24", "-j", "DROP"},
 		{"iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "8443", "-s", "198.51.100.0/24", "-j", "DROP"},
 	}, probes: []probe{
@@ -204,15 +204,15 @@ var iptablesCases = []struct {
 		// ip_tables does not see IPv6 packets.
 		{src: cf6A, port: 443, want: Accept},
 	}},
-	{name: "ip6 legacy", legacy: "ip6_tables: filter", cmds: [][]string{
+	{name: "ip6 legacy", legacy: "table filter (IPv6)", cmds: [][]string{
 		{"ip6tables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "443", "-s", "2001:db8:cf1::/48", "-j", "DROP"},
 	}, probes: []probe{
-		{src: cf6B, port: 443, want: CannotTell, real: Drop, reason: "ip6_tables: filter"},
+		{src: cf6B, port: 443, want: CannotTell, real: Drop, reason: "table filter (IPv6)"},
 		{src: cf6A, port: 443, want: CannotTell, real: Accept, reason: "iptables-legacy"},
 		// ip6_tables does not see IPv4 packets.
 		{src: cfA, port: 443, want: Accept},
 	}},
-	{name: "legacy listed only", legacy: "ip_tables: filter", cmds: [][]string{
+	{name: "legacy listed only", legacy: "table filter (IPv4)", cmds: [][]string{
 		// Listing alone makes the kernel instantiate the (empty) filter table.
 		{"iptables-legacy", "-S"},
 	}, probes: []probe{
@@ -238,6 +238,8 @@ func TestAgainstIptables(t *testing.T) {
 				t.Errorf("unexpected warnings: %q", w)
 			case tc.legacy != "" && (len(w) != 1 || !strings.Contains(w[0], "iptables-legacy") || !strings.Contains(w[0], tc.legacy)):
 				t.Errorf("warnings %q, want one naming iptables-legacy and %q", w, tc.legacy)
+			case tc.legacy != "" && !strings.HasSuffix(w[0], "."):
+				t.Errorf("warning %q is not a sentence", w[0])
 			}
 			checkProbes(t, rs, client, tc.probes)
 		})

@@ -7,10 +7,8 @@ import (
 
 	"fmt"
 	"math/bits"
-	"os"
 	"runtime"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -62,9 +60,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 
 	rs := &Ruleset{legacy: legacy}
 	if len(legacy) > 0 {
-		rs.warnings = append(rs.warnings, fmt.Sprintf(
-			"iptables-legacy tables are present (%s): their rules are invisible to nftables, so an accept cannot be confirmed; list them with iptables-legacy-save",
-			strings.Join(legacy, ", ")))
+		rs.warnings = append(rs.warnings, legacyWarning(legacy))
 	}
 	tabs, err := c.ListTables()
 	if err != nil {
@@ -86,7 +82,7 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 		}
 		sets, err := c.GetSets(t)
 		if err != nil {
-			tb.setsErr = fmt.Sprintf("the sets of table %s %s could not be read: %v", familyName(t.Family), t.Name, err)
+			tb.setsErr = fmt.Sprintf("the sets of table %s %s could not be read (%v), so the rules that match them cannot be judged", familyName(t.Family), t.Name, err)
 			rs.warnings = append(rs.warnings, tb.setsErr)
 			continue
 		}
@@ -265,24 +261,6 @@ func inNetns(fd int, fn func() error) error {
 		done <- err
 	}()
 	return <-done
-}
-
-// legacyTables lists the iptables-legacy tables of the calling thread's
-// network namespace, e.g. "ip_tables: filter". The files exist once the
-// ip_tables / ip6_tables modules are loaded and list a table once it was
-// instantiated in the namespace (by iptables-legacy, or Docker on legacy).
-func legacyTables() []string {
-	var out []string
-	for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
-		b, err := os.ReadFile("/proc/thread-self/net/" + f)
-		if err != nil {
-			continue // module not loaded: no legacy tables
-		}
-		for _, n := range strings.Fields(string(b)) {
-			out = append(out, strings.TrimSuffix(f, "_names")+": "+n)
-		}
-	}
-	return out
 }
 
 // dumpExprNames dumps every rule of the namespace over a raw netlink

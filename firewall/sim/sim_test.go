@@ -281,7 +281,7 @@ func TestLegacy(t *testing.T) {
 	if got := rs.Check(cf4, o4, 443); got.Verdict != CannotTell || !strings.Contains(got.Reason, "iptables-legacy") {
 		t.Errorf("accept with legacy tables: got %+v, want CannotTell naming iptables-legacy", got)
 	}
-	if got := rs.Check(cf4, o4, 22); got.Verdict != Drop || !strings.Contains(got.Reason, "ip_tables: filter") {
+	if got := rs.Check(cf4, o4, 22); got.Verdict != Drop || !strings.Contains(got.Reason, "table filter (IPv4)") {
 		t.Errorf("drop with legacy tables: got %+v, want Drop noting the legacy tables", got)
 	}
 	// ip_tables does not see IPv6 packets, nor ip6_tables IPv4 ones.

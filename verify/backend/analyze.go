@@ -47,6 +47,10 @@ type route struct {
 	bufferName      string
 	scriptRoot      string
 	note            string
+
+	// raiseTimeout follows "raise" in a fix: the read timeout's directive
+	// in the web server's own words, with where it is for Apache.
+	raiseTimeout string
 }
 
 func (a *Analyzer) route(addr netip.Addr, port int, host string) *route {
@@ -62,6 +66,7 @@ func (a *Analyzer) route(addr netip.Addr, port int, host string) *route {
 				rt.passArg = b.Pass
 				rt.pass = fmt.Sprintf("%s %s (%s:%d)", b.Directive(), b.Pass, b.Dir.File, b.Dir.Line)
 				rt.readTimeout, rt.readTimeoutName = b.ReadTimeout, b.Module+"_read_timeout"
+				rt.raiseTimeout = rt.readTimeoutName
 				rt.bufferSize, rt.bufferName = b.BufferSize, b.Module+"_buffer_size"
 				rt.scriptRoot = b.ScriptRoot
 				if b.Upstream != nil {
@@ -78,13 +83,14 @@ func (a *Analyzer) route(addr netip.Addr, port int, host string) *route {
 				continue
 			}
 			r := w.apache.Route(addr, port, host)
-			rt := &route{web: w, where: r.Where(), readTimeout: r.Timeout, readTimeoutName: "ProxyTimeout"}
+			rt := &route{web: w, where: r.Where(), readTimeout: r.Timeout}
+			rt.readTimeoutName, rt.raiseTimeout = apacheTimeout(w.apache, r)
 			if t := r.Target; t != nil {
 				rt.module = "proxy"
 				if t.Scheme == "fcgi" {
 					rt.module = "fastcgi"
 				}
-				rt.pass = fmt.Sprintf("%s %s (%s:%d)", r.Via, strings.Join(r.Directive.Args, " "), r.Directive.File, r.Directive.Line)
+				rt.pass = apachePass(r)
 				rt.passArg = strings.Join(r.Directive.Args, " ")
 				rt.targets = []target{{t.Network, t.Address, t.Scheme}}
 			}

@@ -89,9 +89,9 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 		}
 	}
 	if c, ok := a.bestCount(rt, []logs.Kind{logs.TimedOut, logs.DispatchFailed}); ok && (httpStatus == 504 || c.Kind == logs.TimedOut) {
-		fix := fmt.Sprintf("make the slow page faster (the application's log, a slow database query), or raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))
+		fix := fmt.Sprintf("make the slow page faster (the application's log, a slow database query), or raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", rt.raise(), secs(a.opts.CloudflareReadTimeout))
 		if pool != nil {
-			fix = fmt.Sprintf("find what the slow page waits for: %s; raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", a.slowlog(pool), rt.readTimeoutName, secs(a.opts.CloudflareReadTimeout))
+			fix = fmt.Sprintf("find what the slow page waits for: %s; raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", a.slowlog(pool), rt.raise(), secs(a.opts.CloudflareReadTimeout))
 		}
 		return &verdict{status: 504, kinds: []logs.Kind{c.Kind},
 			cause: fmt.Sprintf("%s answers slower than %s's %s (%s): %s", pass, web, rt.readTimeoutName, secs(rt.readTimeout), quote(c)),

@@ -190,10 +190,7 @@ func busyFix(rt *route, t target, pool *fpm.Pool, slowlog, restart string) strin
 	default:
 		steps = append(steps, fmt.Sprintf("if every worker is stuck, %s to free them", restart))
 	}
-	timeout := rt.readTimeoutName
-	if timeout == "" {
-		timeout = "the web server's read timeout"
-	}
+	timeout := rt.raise()
 	if pool != nil {
 		steps = append(steps, fmt.Sprintf("raise pm.max_children in %s only if memory allows, and %s / request_terminate_timeout only if the work is legitimately long", pool.File, timeout))
 	} else {

@@ -425,6 +425,13 @@ LogLevel warn
 	}
 	out := s.analyze(Options{ApacheConfig: conf}, 8081, code)
 	wantFail(t, out, 503, sock, "AH02454")
+	// The words are Apache's: its SetHandler line, never an nginx directive.
+	if m := nginxWords.FindString(strings.Join(append([]string{out.Cause, out.Fix}, out.Warnings...), "\n")); m != "" {
+		t.Errorf("an Apache outcome says %q: %+v", m, out)
+	}
+	if !strings.Contains(strings.Join(out.Evidence, "\n"), `SetHandler proxy:unix:`+sock) {
+		t.Errorf("evidence %q does not name the vhost's SetHandler", out.Evidence)
+	}
 }
 
 // TestNginxHTTPBackendHung: a backend that accepts connections and never

@@ -87,11 +87,11 @@ func CertificateWith(t Target, cs *tls.ConnectionState, now time.Time, opt CertO
 			cnOnly = true // Cloudflare accepts the CN (cloudflare.md §2)
 		} else {
 			problems = append(problems, fmt.Sprintf("is issued for %s, not %s", certNames(leaf), t.sni()))
-			fixes = append(fixes, fmt.Sprintf("serve a certificate that names %s (in nginx, the server block with server_name %s needs its own ssl_certificate)", t.sni(), t.sni()))
+			fixes = append(fixes, fmt.Sprintf("serve a certificate that names %s (%s)", t.sni(), words{t.Server}.ownCertificate(t.sni())))
 		}
 	}
 	// Chain.
-	if p, f := chainProblem(leaf, cs.PeerCertificates[1:], now, opt.Roots); p != "" {
+	if p, f := chainProblem(leaf, cs.PeerCertificates[1:], now, opt.Roots, words{t.Server}); p != "" {
 		problems = append(problems, p)
 		fixes = append(fixes, f)
 	}
@@ -121,7 +121,7 @@ func CertificateWith(t Target, cs *tls.ConnectionState, now time.Time, opt CertO
 // date error the retry finds on an issuer counts only if that issuer is out
 // of its dates at now too (a CA made after the leaf expired is valid: it is
 // not what is wrong).
-func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Time, roots *x509.CertPool) (problem, fix string) {
+func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Time, roots *x509.CertPool, w words) (problem, fix string) {
 	pool := x509.NewCertPool()
 	for _, c := range inter {
 		pool.AddCert(c)
@@ -173,7 +173,7 @@ func chainProblem(leaf *x509.Certificate, inter []*x509.Certificate, now time.Ti
 		return fmt.Sprintf("is self-signed (%s)", leaf.Subject), "install a certificate from a public CA (e.g. Let's Encrypt) or a Cloudflare Origin CA certificate"
 	case errors.As(err, &ua) && len(inter) == 0:
 		return fmt.Sprintf("has an unknown issuer %s (the origin sent no intermediate certificate)", leaf.Issuer),
-			"serve the full chain (nginx ssl_certificate must point to fullchain.pem, not cert.pem) or use a certificate from a public CA or Cloudflare's Origin CA"
+			"serve the full chain (" + w.fullChain() + ") or use a certificate from a public CA or Cloudflare's Origin CA"
 	case errors.As(err, &ua):
 		return fmt.Sprintf("has an unknown issuer %s", chainTop(leaf, inter).Issuer),
 			"use a certificate from a public CA or Cloudflare's Origin CA (a private CA is trusted only through the zone's Custom Origin Trust Store)"

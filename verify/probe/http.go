@@ -149,7 +149,7 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 	case resp.StatusCode >= 500:
 		o.Fail = true
 		o.Cause = fmt.Sprintf("%s answers GET / for %s with %s", t.hostPort(), t.Hostname, resp.Status)
-		o.Fix = fix5xx(resp.StatusCode)
+		o.Fix = fix5xx(resp.StatusCode, words{ServerFor(t)})
 	case t.SSLMode == ModeFlexible && resp.StatusCode >= 300 && resp.StatusCode < 400 && redirectsToHTTPS(loc, t.Hostname):
 		o.Cause = fmt.Sprintf("endless redirect loop under Flexible: %s answers http://%s/ with %d → %s, and Cloudflare fetches that over http again", t.hostPort(), t.Hostname, resp.StatusCode, loc)
 		o.Fix = "Use SSL mode Full (strict) with a certificate on the origin (a Cloudflare Origin CA certificate will do), or make the origin skip the redirect when X-Forwarded-Proto is https."
@@ -205,10 +205,10 @@ func redirectsToHTTPS(loc, host string) bool {
 	return strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), strings.TrimSuffix(host, "."))
 }
 
-func fix5xx(code int) string {
+func fix5xx(code int, w words) string {
 	switch code {
 	case 502, 504:
-		return "The web server cannot use its backend (PHP-FPM, an app server): read its error log (nginx: /var/log/nginx/error.log, `connect() failed` or `upstream timed out`) and check that the backend runs."
+		return "The web server cannot use its backend (PHP-FPM, an app server): read its error log (" + w.backendLog() + ") and check that the backend runs."
 	case 503:
 		return "The origin says it is unavailable: a backend down behind Apache mod_proxy (AH01114), maintenance mode, or overload — read the web server's error log."
 	}

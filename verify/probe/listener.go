@@ -115,6 +115,10 @@ func connectFailure(o report.Outcome, t Target, err error, waited time.Duration)
 
 // listenFix says what to do when nothing listens on the target.
 func listenFix(t Target, socks []Socket) string {
+	if t.Server == "" {
+		t.Server = serverOf(socks, t)
+	}
+	w := words{t.Server}
 	var httpHere, otherAddrSamePort bool
 	for _, s := range socks {
 		here := s.Addr == t.Addr.Unmap() || s.Addr.IsUnspecified()
@@ -127,11 +131,11 @@ func listenFix(t Target, socks []Socket) string {
 	}
 	switch {
 	case t.Scheme == "https" && httpHere:
-		return fmt.Sprintf("SSL mode %q needs HTTPS on port %d but the web server only speaks HTTP here: add a TLS listener (nginx `listen %d ssl;` with ssl_certificate; a Cloudflare Origin CA certificate will do), or change the zone's SSL mode.", t.SSLMode, t.Port, t.Port)
+		return fmt.Sprintf("SSL mode %q needs HTTPS on port %d but the web server only speaks HTTP here: add a TLS listener (%s; a Cloudflare Origin CA certificate will do), or change the zone's SSL mode.", t.SSLMode, t.Port, w.tlsListener(t.Port))
 	case otherAddrSamePort:
-		return fmt.Sprintf("Make the web server listen on %s (or on all addresses, e.g. nginx `listen %d;`), then reload it.", t.hostPort(), t.Port)
+		return fmt.Sprintf("Make the web server listen on %s (or on all addresses, e.g. %s), then reload it.", t.hostPort(), w.listenAll(t.Port))
 	}
-	return "Start the web server (e.g. `systemctl start nginx`; if it does not stay up, `systemctl status nginx` and its error log say why)."
+	return "Start the web server (" + w.start() + ")."
 }
 
 // shortErr drops Go's "dial tcp …:" prefix from a network error.

@@ -51,7 +51,7 @@ func Route(ctx context.Context, src netip.Addr, cloudflare []netip.Prefix) repor
 	nl, err := openRtnl(RouteTimeout)
 	if err != nil {
 		o.CannotTell = true
-		o.Warnings = append(o.Warnings, "cannot look up routes: "+err.Error())
+		o.Warnings = append(o.Warnings, fmt.Sprintf("this host's routes could not be read (%v), so whether its answers to Cloudflare leave by the right way is not checked; `ip route get` to a Cloudflare address shows it by hand", err))
 		return o
 	}
 	defer nl.Close()
@@ -72,7 +72,7 @@ func Route(ctx context.Context, src netip.Addr, cloudflare []netip.Prefix) repor
 		}
 		if err := ctx.Err(); err != nil {
 			o.CannotTell = true
-			o.Warnings = append(o.Warnings, "route lookup stopped: "+err.Error())
+			o.Warnings = append(o.Warnings, fmt.Sprintf("the route check was stopped before it finished (%v), so the routes toward Cloudflare are not judged", err))
 			return o
 		}
 		if _, ok := dumps[p.Addr().Is4()]; !ok {
@@ -185,7 +185,7 @@ func judgeRoutes(o report.Outcome, src netip.Addr, looks []routeLookup, dumps ma
 		}
 		if pr.kind == routeUnknown {
 			o.CannotTell = true
-			o.Warnings = append(o.Warnings, fmt.Sprintf("route lookup toward %s failed: %s", p, pr.route))
+			o.Warnings = append(o.Warnings, fmt.Sprintf("the route toward Cloudflare's %s could not be looked up (%s), so whether answers to it leave by the right way is not checked", p, pr.route))
 			continue
 		}
 		failing++

@@ -44,6 +44,10 @@ type Target struct {
 	Port     int
 	Scheme   string // "http" or "https"
 	SSLMode  string // off, flexible, full, strict, origin_pull
+	// Server is the web server whose directives a fix names (ServerNginx,
+	// ServerApache); "" lets the stages that read the sockets find it, and
+	// the others name both.
+	Server string
 	// SNI and Host, when set, are what Cloudflare sends instead of the
 	// hostname (an Origin Rule or a Page Rule overrides them).
 	SNI  string

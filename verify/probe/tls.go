@@ -179,28 +179,29 @@ func handshake(ctx context.Context, raw net.Conn, hostname string, requested *at
 func tlsFailure(o report.Outcome, t Target, err error, certRequested bool) report.Outcome {
 	o.Fail, o.Status = true, 525
 	o.Evidence = append(o.Evidence, "handshake: "+err.Error())
+	w := words{ServerFor(t)}
 	var rh tls.RecordHeaderError
 	alert := alertOf(err)
 	kind := classifyNetErr(err)
 	switch {
 	case errors.As(err, &rh) && strings.HasPrefix(string(rh.RecordHeader[:]), "HTTP/"):
 		o.Cause = fmt.Sprintf("%s speaks plain HTTP, not TLS: it answered Cloudflare's TLS handshake with %q", t.hostPort(), firstLine(o.Evidence, string(rh.RecordHeader[:])))
-		o.Fix = fmt.Sprintf("Turn on TLS for port %d (nginx `listen %d ssl;` with ssl_certificate and ssl_certificate_key), or use SSL mode Flexible only if the origin really cannot do HTTPS.", t.Port, t.Port)
+		o.Fix = fmt.Sprintf("Turn on TLS for port %d (%s), or use SSL mode Flexible only if the origin really cannot do HTTPS.", t.Port, w.tlsListener(t.Port))
 	case errors.As(err, &rh):
 		o.Cause = fmt.Sprintf("%s does not speak TLS: it answered the handshake with the bytes %q", t.hostPort(), string(rh.RecordHeader[:]))
 		o.Fix = fmt.Sprintf("Make the service on port %d a TLS (HTTPS) listener, or move it to another port.", t.Port)
 	case certRequested && (alert == "" || alert == "handshake failure" || alert == "certificate required" || alert == "bad certificate"):
 		o.Cause = fmt.Sprintf("%s demands a client certificate and ends the handshake without one (%s)", t.hostPort(), alertText(alert, err))
-		o.Fix = "Turn on Authenticated Origin Pulls at Cloudflare (the zone's tls_client_auth setting) and trust Cloudflare's origin-pull CA, or stop requiring client certificates (nginx ssl_verify_client, Apache SSLVerifyClient)."
+		o.Fix = "Turn on Authenticated Origin Pulls at Cloudflare (the zone's tls_client_auth setting) and trust Cloudflare's origin-pull CA, or stop requiring client certificates (" + w.pick("nginx ssl_verify_client", "Apache SSLVerifyClient") + ")."
 	case alert == "unrecognized name":
 		o.Cause = fmt.Sprintf("%s has no certificate for %s: it rejects the name sent as SNI (alert unrecognized name)", t.hostPort(), t.Hostname)
-		o.Fix = fmt.Sprintf("Add a TLS server block for %s (server_name and ssl_certificate) on port %d.", t.Hostname, t.Port)
+		o.Fix = fmt.Sprintf("Add %s.", w.nameBlock(t.Hostname, t.Port))
 	case alert == "protocol version not supported":
 		o.Cause = fmt.Sprintf("%s accepts no TLS version Cloudflare offers (TLS 1.0–1.3; alert protocol version)", t.hostPort())
-		o.Fix = "Allow TLS 1.2 and 1.3 on the origin (nginx `ssl_protocols TLSv1.2 TLSv1.3;`)."
+		o.Fix = "Allow TLS 1.2 and 1.3 on the origin (" + w.protocols() + ")."
 	case alert == "handshake failure" || alert == "insufficient security":
 		o.Cause = fmt.Sprintf("%s shares no TLS version or cipher suite with Cloudflare (alert %s)", t.hostPort(), alert)
-		o.Fix = "Allow the ECDHE-ECDSA/RSA-AES128/256-GCM suites with TLS 1.2 and 1.3 (nginx `ssl_protocols TLSv1.2 TLSv1.3;`, and an ssl_ciphers list that includes ECDHE-RSA-AES128-GCM-SHA256)."
+		o.Fix = "Allow the ECDHE-ECDSA/RSA-AES128/256-GCM suites with TLS 1.2 and 1.3 (" + w.ciphers() + ")."
 	case alert != "":
 		o.Cause = fmt.Sprintf("%s aborts the TLS handshake for %s with the alert %q", t.hostPort(), t.Hostname, alert)
 		o.Fix = "Read the web server's error log for the handshake error and check its certificate and TLS settings for " + t.Hostname + "."

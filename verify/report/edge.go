@@ -148,17 +148,16 @@ func Thousands(n int64) string {
 	return b.String()
 }
 
-// writeEdge writes, under a failing path, what Cloudflare served for its
-// hostname next to the prediction: "predicted 502 — Cloudflare served
-// 1,204 × 502 in the last 15 minutes".
-func writeEdge(b *strings.Builder, _ painter, path Path) {
+// edgeNote is what Cloudflare served a failing path's hostname, next to
+// the prediction: "predicted 502 — Cloudflare served 1,204 × 502 in the
+// last 15 minutes"; "" when not read or the path passes.
+func edgeNote(path Path) string {
 	e := path.Edge
 	if e == nil || path.OK {
-		return
+		return ""
 	}
 	if path.Status < EdgeCountedMin || path.Status > EdgeCountedMax {
-		fmt.Fprintf(b, "      predicted %d — Cloudflare served %s in %s (it counts 502–530 only)\n", path.Status, EdgeSummary(e, 0), e.Window())
-		return
+		return fmt.Sprintf("predicted %d — Cloudflare served %s in %s (it counts 502–530 only)", path.Status, EdgeSummary(e, 0), e.Window())
 	}
-	fmt.Fprintf(b, "      predicted %d — Cloudflare served %s in %s\n", path.Status, EdgeSummary(e, path.Status), e.Window())
+	return fmt.Sprintf("predicted %d — Cloudflare served %s in %s", path.Status, EdgeSummary(e, path.Status), e.Window())
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cfguard/cfguard/internal/textsafe"
@@ -86,9 +85,10 @@ func (p painter) paint(code, s string) string {
 	return code + s + ansiReset
 }
 
-// WriteText writes the report for people: the paths grouped by hostname,
-// one line each (✔/✘, status, stage, cause), the fix and evidence under
-// each failure, the warnings, the findings, and a closing summary.
+// WriteText writes the report for people: each distinct cause once
+// (failures first, then warnings, then passes; group.go), with its fix and
+// evidence and the paths it concerns, then the findings and a closing
+// summary. JSON keeps one entry per path.
 //
 // Every text field is escaped first: a control character from the API, a
 // DNS name or a log line is shown, never obeyed by the terminal.
@@ -97,31 +97,10 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 	p := painter(color)
 	var b strings.Builder
 
-	var hosts []string
-	byHost := map[string][]Path{}
-	for _, path := range r.Paths {
-		if _, ok := byHost[path.Hostname]; !ok {
-			hosts = append(hosts, path.Hostname)
-		}
-		byHost[path.Hostname] = append(byHost[path.Hostname], path)
-	}
-	for i, h := range hosts {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		paths := byHost[h]
-		title := h
-		if z := paths[0].Zone; z != "" {
-			title += p.paint(ansiDim, "  (zone "+z+")")
-		}
-		b.WriteString(p.paint(ansiBold, h) + strings.TrimPrefix(title, h) + "\n")
-		for _, path := range paths {
-			writePath(&b, p, path)
-		}
-	}
+	writeGroups(&b, p, r.Paths)
 
 	if len(r.Findings) > 0 {
-		if len(hosts) > 0 {
+		if len(r.Paths) > 0 {
 			b.WriteString("\n")
 		}
 		b.WriteString(p.paint(ansiBold, "Findings") + "\n")
@@ -141,7 +120,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		}
 	}
 
-	if len(hosts) > 0 || len(r.Findings) > 0 {
+	if len(r.Paths) > 0 || len(r.Findings) > 0 {
 		b.WriteString("\n")
 	}
 	line := SummaryLine(r.Summary)
@@ -153,35 +132,6 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 	b.WriteString(line + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func writePath(b *strings.Builder, p painter, path Path) {
-	where := fmt.Sprintf("%s %s", path.Scheme, hostPort(path.OriginIP, path.Port))
-	if path.OriginIP == "" {
-		where = path.RecordType
-	}
-	status := "   "
-	if path.Status != 0 {
-		status = strconv.Itoa(path.Status)
-	}
-	if path.OK {
-		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiGreen, "✔"), where, status, path.Stage, path.Cause)
-		for _, r := range path.Rules {
-			fmt.Fprintf(b, "      %s\n", p.paint(ansiDim, "· as changed by "+r))
-		}
-	} else {
-		fmt.Fprintf(b, "  %s %-28s %s  %-11s %s\n", p.paint(ansiRed, "✘"), where, p.paint(ansiRed+ansiBold, status), path.Stage, path.Cause)
-		writeEdge(b, p, path)
-		if path.Fix != "" {
-			fmt.Fprintf(b, "      fix: %s\n", path.Fix)
-		}
-		for _, e := range path.Evidence {
-			fmt.Fprintf(b, "      %s\n", p.paint(ansiDim, "· "+e))
-		}
-	}
-	for _, wn := range path.Warnings {
-		fmt.Fprintf(b, "      %s %s\n", p.paint(ansiYellow, "warning:"), wn)
-	}
 }
 
 func hostPort(ip string, port int) string {

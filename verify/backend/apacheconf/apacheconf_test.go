@@ -2,6 +2,7 @@ package apacheconf
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ func TestRoute(t *testing.T) {
 		Target  string
 		Scheme  string
 		Timeout time.Duration
+		From    string // TimeoutFrom and the line of TimeoutAt
 	}
 	v4, pinned := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("192.0.2.1")
 	tests := []struct {
@@ -46,17 +48,21 @@ func TestRoute(t *testing.T) {
 		host string
 		want want
 	}{
-		{"ProxyPass / with timeout=", v4, 80, "app.example.com", want{"app.example.com", "ProxyPass", "127.0.0.1:3000", "http", 30 * time.Second}},
-		{"ServerAlias wildcard", v4, 80, "eu.app.example.com", want{"app.example.com", "ProxyPass", "127.0.0.1:3000", "http", 30 * time.Second}},
-		{"ProxyPass to a unix socket", v4, 80, "node.example.com", want{"node.example.com", "ProxyPass", "unix:/run/node/app.sock", "http", 300 * time.Second}},
-		{"unknown name → first vhost, global SetHandler (Debian's php8.2-fpm.conf)", v4, 80, "nobody.test", want{"", "SetHandler", "unix:/run/php/php8.2-fpm.sock", "fcgi", 300 * time.Second}},
-		{"exact address wins; ProxyPass in <Location />", pinned, 80, "app.example.com", want{"pinned.example.com", "ProxyPass", "127.0.0.1:9001", "fcgi", 300 * time.Second}},
-		{"vhost SetHandler in FilesMatch, ProxyTimeout", v4, 443, "shop.example.com", want{"shop.example.com", "SetHandler", "127.0.0.1:9000", "fcgi", 45 * time.Second}},
+		{"ProxyPass / with timeout=", v4, 80, "app.example.com", want{"app.example.com", "ProxyPass", "127.0.0.1:3000", "http", 30 * time.Second, "timeout= app.conf:4"}},
+		{"ServerAlias wildcard", v4, 80, "eu.app.example.com", want{"app.example.com", "ProxyPass", "127.0.0.1:3000", "http", 30 * time.Second, "timeout= app.conf:4"}},
+		{"ProxyPass to a unix socket", v4, 80, "node.example.com", want{"node.example.com", "ProxyPass", "unix:/run/node/app.sock", "http", 300 * time.Second, "Timeout apache2.conf:3"}},
+		{"unknown name → first vhost, global SetHandler (Debian's php8.2-fpm.conf)", v4, 80, "nobody.test", want{"", "SetHandler", "unix:/run/php/php8.2-fpm.sock", "fcgi", 300 * time.Second, "Timeout apache2.conf:3"}},
+		{"exact address wins; ProxyPass in <Location />", pinned, 80, "app.example.com", want{"pinned.example.com", "ProxyPass", "127.0.0.1:9001", "fcgi", 300 * time.Second, "Timeout apache2.conf:3"}},
+		{"vhost SetHandler in FilesMatch, ProxyTimeout", v4, 443, "shop.example.com", want{"shop.example.com", "SetHandler", "127.0.0.1:9000", "fcgi", 45 * time.Second, "ProxyTimeout app.conf:22"}},
+		{"ProxyTimeout wins over a later Timeout", v4, 8443, "slow.example.com", want{"slow.example.com", "ProxyPass", "127.0.0.1:3001", "http", 90 * time.Second, "ProxyTimeout app.conf:30"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := c.Route(tt.addr, tt.port, tt.host)
-			got := want{Via: r.Via, Timeout: r.Timeout}
+			got := want{Via: r.Via, Timeout: r.Timeout, From: r.TimeoutFrom}
+			if r.TimeoutAt != nil {
+				got.From += fmt.Sprintf(" %s:%d", filepath.Base(r.TimeoutAt.File), r.TimeoutAt.Line)
+			}
 			if r.VHost != nil {
 				got.VHost = r.VHost.Name
 			}

@@ -1,0 +1,221 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// pathsNamed is how many paths a group of the text output names before
+// "and N more": enough to see which sites a cause hits, bounded so that
+// 10,000 paths with one cause stay a screenful.
+const pathsNamed = 5
+
+// hostPlaceholder stands for each path's own hostname in a cause, fix,
+// evidence or warning shared by several paths.
+const hostPlaceholder = "<hostname>"
+
+// group is the paths that share one outcome (a failure, a pass) or one
+// warning: the text output says it once, then which paths.
+type group struct {
+	kind   groupKind
+	status int
+	stage  Stage
+	// cause and fix are the first path's, with its hostname
+	// replaced by hostPlaceholder when the group has more than one path.
+	cause, fix string
+	// raw* are the first path's words as they are, for a group of one.
+	rawCause, rawFix string
+	rawEvidence      []string
+	first            Path
+	named            []Path // the first pathsNamed paths
+	n                int
+	order            int // first appearance, for a stable order
+	last             int // the index of the last path counted, so a path counts once
+}
+
+type groupKind int
+
+const (
+	groupFail groupKind = iota
+	groupWarning
+	groupPass
+)
+
+// groupPaths folds the paths into groups, in one pass over them (a map
+// lookup each): failures with the same stage, status, cause and fix; each
+// distinct warning; passes with the same stage, status and cause. A cause
+// that names the path's own hostname is compared with it abstracted, so
+// "the certificate does not name a.example.com" and "… b.example.com" are
+// one cause. Groups come failures first, then warnings, then passes; within
+// each, the most paths first, ties in the order of the report.
+func groupPaths(paths []Path) []*group {
+	byKey := map[string]*group{}
+	var groups []*group
+	add := func(kind groupKind, key string, i int, p Path, mk func() *group) {
+		key = strconv.Itoa(int(kind)) + "\x00" + key
+		g, ok := byKey[key]
+		if !ok {
+			g = mk()
+			g.kind, g.first, g.order, g.last = kind, p, len(groups), -1
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		if g.last == i {
+			return // the same warning twice on one path
+		}
+		g.last = i
+		g.n++
+		if len(g.named) < pathsNamed {
+			g.named = append(g.named, p)
+		}
+	}
+	for i, p := range paths {
+		cause, fix := abstractHost(p.Cause, p.Hostname), abstractHost(p.Fix, p.Hostname)
+		kind := groupFail
+		if p.OK {
+			kind = groupPass
+		}
+		key := strings.Join([]string{string(p.Stage), strconv.Itoa(p.Status), cause, fix}, "\x00")
+		add(kind, key, i, p, func() *group {
+			return &group{status: p.Status, stage: p.Stage, cause: cause, fix: fix,
+				rawCause: p.Cause, rawFix: p.Fix, rawEvidence: p.Evidence}
+		})
+		for _, w := range p.Warnings {
+			aw := abstractHost(w, p.Hostname)
+			add(groupWarning, aw, i, p, func() *group { return &group{cause: aw, rawCause: w} })
+		}
+	}
+	slices.SortStableFunc(groups, func(a, b *group) int {
+		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(b.n, a.n), cmp.Compare(a.order, b.order))
+	})
+	return groups
+}
+
+// writeGroups writes the groups of the text output: the line of the
+// outcome (✘/✔, status, stage, cause) or the warning, the fix and evidence
+// under a failure, then the paths it concerns.
+func writeGroups(b *strings.Builder, p painter, paths []Path) {
+	for i, g := range groupPaths(paths) {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		writeGroup(b, p, g)
+	}
+}
+
+func writeGroup(b *strings.Builder, p painter, g *group) {
+	// Evidence is the first path's, as it is: it is labelled with that
+	// path when the group has others.
+	cause, fix, evidence := g.cause, g.fix, g.rawEvidence
+	if g.n == 1 {
+		cause, fix = g.rawCause, g.rawFix
+	}
+	status := "   "
+	if g.status != 0 {
+		status = strconv.Itoa(g.status)
+	}
+	switch g.kind {
+	case groupFail:
+		fmt.Fprintf(b, "%s %s  %-12s %s\n", p.paint(ansiRed, "✘"), p.paint(ansiRed+ansiBold, status), g.stage, cause)
+		if fix != "" {
+			fmt.Fprintf(b, "    fix: %s\n", fix)
+		}
+		if len(evidence) > 0 && g.n > 1 {
+			fmt.Fprintf(b, "    %s\n", p.paint(ansiDim, "evidence from "+pathName(g.first)+":"))
+		}
+		for _, e := range evidence {
+			fmt.Fprintf(b, "    %s\n", p.paint(ansiDim, "· "+e))
+		}
+	case groupWarning:
+		fmt.Fprintf(b, "%s %s\n", p.paint(ansiYellow, "! warning:"), cause)
+	case groupPass:
+		fmt.Fprintf(b, "%s %s  %-12s %s\n", p.paint(ansiGreen, "✔"), status, g.stage, cause)
+	}
+	writeOn(b, p, g)
+}
+
+// writeOn names the paths of a group: "on www.example.com https
+// 192.0.2.1:443", or "on 12 paths:" and the first pathsNamed, one a line,
+// then how many more.
+func writeOn(b *strings.Builder, p painter, g *group) {
+	if g.n == 1 {
+		fmt.Fprintf(b, "    on %s\n", pathName(g.first))
+		writePathNotes(b, p, g, g.first, "      ")
+		return
+	}
+	fmt.Fprintf(b, "    on %d paths:\n", g.n)
+	width := 0
+	for _, p := range g.named {
+		width = max(width, len(p.Hostname))
+	}
+	for _, path := range g.named {
+		fmt.Fprintf(b, "      %-*s %s\n", width, path.Hostname, strings.TrimPrefix(pathName(path), path.Hostname+" "))
+		writePathNotes(b, p, g, path, "        ")
+	}
+	if more := g.n - len(g.named); more > 0 {
+		noun := "paths"
+		if more == 1 {
+			noun = "path"
+		}
+		fmt.Fprintf(b, "      and %d more %s (--json lists every path)\n", more, noun)
+	}
+}
+
+// pathName is "www.example.com https 192.0.2.1:443", or
+// "gone.example.com CNAME" for a path that has no origin address.
+func pathName(p Path) string {
+	if p.OriginIP == "" {
+		return strings.TrimSpace(p.Hostname + " " + p.RecordType)
+	}
+	return fmt.Sprintf("%s %s %s", p.Hostname, p.Scheme, hostPort(p.OriginIP, p.Port))
+}
+
+// abstractHost replaces host in s by hostPlaceholder where it stands as a
+// whole name: not inside a longer one ("example.com" in "www.example.com"
+// or "example.com.au" stays). Linear in len(s).
+func abstractHost(s, host string) string {
+	if host == "" || !strings.Contains(s, host) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, host)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(host)
+		if (i == 0 || !nameByte(s[i-1]) && s[i-1] != '.') && (end == len(s) || !nameByte(s[end]) && !(s[end] == '.' && end+1 < len(s) && nameByte(s[end+1]))) {
+			b.WriteString(s[:i])
+			b.WriteString(hostPlaceholder)
+		} else {
+			b.WriteString(s[:end])
+		}
+		s = s[end:]
+	}
+}
+
+// nameByte reports whether c can be part of a DNS label.
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*'
+}
+
+// writePathNotes writes under a path named in a group what is its own, not
+// the group's: the rules that changed it, and for a failure what
+// Cloudflare's edge served its hostname.
+func writePathNotes(b *strings.Builder, p painter, g *group, path Path, indent string) {
+	if g.kind == groupWarning {
+		return
+	}
+	for _, r := range path.Rules {
+		fmt.Fprintf(b, "%s%s\n", indent, p.paint(ansiDim, "· as changed by "+r))
+	}
+	if g.kind == groupFail {
+		if note := edgeNote(path); note != "" {
+			fmt.Fprintf(b, "%s%s\n", indent, note)
+		}
+	}
+}
