@@ -79,3 +79,7 @@ func isHex(s string) bool {
 }
 
 func isHexByte(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+
+// Equal reports whether m and o name the same request (for go-cmp, which
+// cannot look into netip's unexported fields).
+func (m Mark) Equal(o Mark) bool { return m == o }

@@ -66,8 +66,8 @@ type Entry struct {
 	// Client and Thread are Apache's "[client 127.0.0.1:38622]" and
 	// "[pid 27258:tid 27261]"; "" for other sources or when not logged.
 	Client, Thread string
-	Message  string    // the line without its time stamp and request details
-	Line     string
+	Message        string // the line without its time stamp and request details
+	Line           string
 }
 
 var (
