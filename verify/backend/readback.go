@@ -168,7 +168,11 @@ func clientAddr(s string) (netip.AddrPort, bool) {
 	if s == "" || i < 0 {
 		return netip.AddrPort{}, false
 	}
-	ap, err := netip.ParseAddrPort("[" + strings.Trim(s[:i], "[]") + "]" + s[i:])
+	host := strings.Trim(s[:i], "[]")
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	ap, err := netip.ParseAddrPort(host + s[i:])
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
