@@ -60,6 +60,7 @@ FUZZ_TARGETS = \
 	FuzzString:./internal/textsafe \
 	FuzzJSON:./internal/textsafe \
 	FuzzClassify:./verify/backend/logs \
+	FuzzFind:./verify/probemark \
 	FuzzParseDump:./verify/backend/nginxconf \
 	FuzzParseDuration:./verify/backend/nginxconf \
 	FuzzParse:./verify/backend/apacheconf \

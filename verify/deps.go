@@ -8,6 +8,7 @@ import (
 
 	"github.com/cfguard/cfguard/verify/cloudflare"
 	"github.com/cfguard/cfguard/verify/probe"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -50,7 +51,8 @@ type firewall interface {
 
 // upstream looks behind the web server (verify/backend).
 type upstream interface {
-	Analyze(ctx context.Context, addr netip.Addr, port int, host, scheme string, httpStatus int) report.Outcome
+	// sent is the request the http stage sent (report.Outcome.Sent).
+	Analyze(ctx context.Context, addr netip.Addr, port int, host, scheme string, httpStatus int, sent probemark.Mark) report.Outcome
 }
 
 // host answers questions about this machine.

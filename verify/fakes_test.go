@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfguard/cfguard/verify/cloudflare"
 	"github.com/cfguard/cfguard/verify/probe"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -212,7 +213,7 @@ type fakeUpstream struct {
 	calls    int
 }
 
-func (f *fakeUpstream) Analyze(_ context.Context, _ netip.Addr, port int, host, _ string, httpStatus int) report.Outcome {
+func (f *fakeUpstream) Analyze(_ context.Context, _ netip.Addr, port int, host, _ string, httpStatus int, _ probemark.Mark) report.Outcome {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -221,7 +221,7 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	}
 	if r.d.upstream != nil && (!h.Fail || backendStatus(h.Status)) {
 		status := h.Status
-		u := r.d.upstream.Analyze(ctx, j.addr, j.port, t.Hostname, j.scheme, status)
+		u := r.d.upstream.Analyze(ctx, j.addr, j.port, t.Hostname, j.scheme, status, h.Sent)
 		u.Stage = report.StageUpstream
 		if u.Fail && u.Status == 0 {
 			u.Status = status

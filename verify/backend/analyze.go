@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfguard/cfguard/verify/backend/fpm"
 	"github.com/cfguard/cfguard/verify/backend/logs"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -195,7 +196,12 @@ func (a *Analyzer) probeNow(ctx context.Context, rt *route, t target, host strin
 // Outcome with Stage upstream: Fail when the backend is the cause, else
 // warnings only. Probes run on the calling goroutine, so a caller inside a
 // network namespace (nstest's Do) probes there.
-func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host, scheme string, httpStatus int) report.Outcome {
+//
+// sent is the request the http stage sent (zero: none): after a 5xx, the
+// lines the web server logged for it are read back, quoted as the
+// culprit's evidence, and told apart from the visitors' counts, which
+// leave every request of verify's out.
+func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host, scheme string, httpStatus int, sent probemark.Mark) report.Outcome {
 	out := report.Outcome{Stage: report.StageUpstream}
 	rt := a.route(addr, port, host)
 	if rt == nil {
@@ -209,6 +215,13 @@ func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host,
 		return out
 	}
 	web := rt.web.kind
+	var ownEntries []logs.Entry
+	looked := false
+	if httpStatus >= 500 && !sent.IsZero() {
+		ownEntries, looked = a.ownLines(ctx, rt, sent)
+	}
+	own := ownCounts(ownEntries)
+	out.Evidence = append(out.Evidence, a.ownEvidence(rt, sent, ownEntries, looked)...)
 	var failing []target
 	var failRes []probeResult
 	out.Warnings = append(out.Warnings, a.readUnits(ctx, rt)...)
@@ -238,23 +251,27 @@ func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host,
 	var v *verdict
 	switch {
 	case len(failing) == len(rt.targets):
-		v = a.probeVerdict(rt, failing[0], failRes[0])
+		v = a.probeVerdict(rt, failing[0], failRes[0], own)
 		if rt.upstream != "" && len(failing) > 1 {
 			v.cause = fmt.Sprintf("every server of upstream %s is down; %s", rt.upstream, v.cause)
 		}
 	case len(failing) > 0:
 		for i, t := range failing {
-			pv := a.probeVerdict(rt, t, failRes[i])
+			pv := a.probeVerdict(rt, t, failRes[i], nil)
 			out.Warnings = append(out.Warnings, fmt.Sprintf("%d of %d servers of upstream %s fail: %s", len(failing), len(rt.targets), rt.upstream, pv.cause))
 		}
 	default:
-		v = a.logVerdict(rt, httpStatus)
+		v = a.logVerdict(rt, httpStatus, own)
 	}
 
 	out.Warnings = append(out.Warnings, a.logWarnings(rt, v)...)
 	out.Warnings = append(out.Warnings, a.timeoutWarnings(rt)...)
 	for _, c := range a.matchingCounts(rt) {
-		out.Evidence = append(out.Evidence, fmt.Sprintf("%s, %s in the last %s, latest: %s", c.Source, times(c.N), window(a.opts.Since), c.Latest.Line))
+		who := ""
+		if c.Source == logs.Nginx || c.Source == logs.Apache {
+			who = "visitors' requests: " // verify's own are left out
+		}
+		out.Evidence = append(out.Evidence, fmt.Sprintf("%s%s, %s in the last %s, latest: %s", who, c.Source, times(c.N), window(a.opts.Since), c.Latest.Line))
 	}
 
 	if v == nil {

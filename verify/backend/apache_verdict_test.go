@@ -108,7 +108,7 @@ func TestApacheVerdictWords(t *testing.T) {
 		{"bad answer", php, probeBadAnswer, `check that SetHandler "proxy:unix:/run/php/php8.2-fpm.sock|fcgi://localhost" (/etc/apache2/apache2.conf:7) is a fastcgi backend`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind, err: errors.New("bad record"), detail: "the socket is root:root 0660"})
+			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind, err: errors.New("bad record"), detail: "the socket is root:root 0660"}, nil)
 			if m := nginxWords.FindString(v.cause + " " + v.fix); m != "" {
 				t.Errorf("an Apache verdict says %q:\ncause: %s\nfix: %s", m, v.cause, v.fix)
 			}
@@ -122,7 +122,7 @@ func TestApacheVerdictWords(t *testing.T) {
 		a.counts = []logs.Count{{Source: logs.Apache, Kind: logs.DispatchFailed, Upstream: "127.0.0.1", N: 3, Last: a.now,
 			Latest: logs.Entry{Message: "AH01075: Error dispatching request to 127.0.0.1:3000: (polling)"}}}
 		defer func() { a.counts = nil }()
-		v := a.logVerdict(app, 504)
+		v := a.logVerdict(app, 504, nil)
 		if v == nil {
 			t.Fatal("no verdict")
 		}

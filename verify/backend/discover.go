@@ -62,15 +62,21 @@ type fpmInstance struct {
 
 // Analyzer holds what Discover found; Analyze is safe for concurrent use.
 type Analyzer struct {
-	opts    Options
-	now     time.Time
-	webs    []*webServer
-	fpms    []*fpmInstance
-	counts  []logs.Count
-	systemd bool // the service manager is systemd (sd_booted)
-	sys     system
-	ps      []*proc
-	log     *slog.Logger
+	opts   Options
+	now    time.Time
+	webs   []*webServer
+	fpms   []*fpmInstance
+	counts []logs.Count // the visitors' lines of the window (verify's own left out)
+	// ownEarlier is how many lines of the window were about verify's own
+	// earlier requests (left out of counts); tails read on from where
+	// discovery stopped, to find what this run's requests caused
+	// (readback.go).
+	ownEarlier int
+	tails      map[string]*logTail
+	systemd    bool // the service manager is systemd (sd_booted)
+	sys        system
+	ps         []*proc
+	log        *slog.Logger
 
 	listenOnce sync.Once
 	listeners  map[string]string // "tcp 127.0.0.1:3000" → unit, read on first need
@@ -150,7 +156,7 @@ var realSystem = system{
 
 func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []report.Finding, error) {
 	opts.defaults()
-	a := &Analyzer{opts: opts, now: time.Now(), probes: map[string]*probeOnce{}, sys: sys, log: opts.Logger, units: map[string]*unitState{}}
+	a := &Analyzer{opts: opts, now: time.Now(), probes: map[string]*probeOnce{}, tails: map[string]*logTail{}, sys: sys, log: opts.Logger, units: map[string]*unitState{}}
 	var findings []report.Finding
 	var unreadable []string
 
@@ -301,6 +307,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 			if !seenLog[f] {
 				seenLog[f] = true
 				readLog(src, f)
+				a.tails[f] = newTail(src, f)
 			}
 		}
 	}
@@ -322,7 +329,8 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 		unreadable = append(unreadable, "the kernel log")
 	}
 	entries = append(entries, kern...)
-	a.counts = logs.Tally(entries)
+	visitors, own := logs.Visitors(entries)
+	a.counts, a.ownEarlier = logs.Tally(visitors), own
 
 	// The host.
 	findings = append(findings, readHost(opts.ProcRoot).findings()...)

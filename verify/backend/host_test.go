@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfguard/cfguard/verify/backend/logs"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -301,7 +302,7 @@ http {
 		t.Errorf("findings (-want +got)\n%s", diff)
 	}
 
-	out := a.Analyze(context.Background(), loopback, 80, testHost, "http", 502)
+	out := a.Analyze(context.Background(), loopback, 80, testHost, "http", 502, probemark.Mark{})
 	t.Logf("cause: %s\nfix: %s\nevidence: %q\nwarnings: %q", out.Cause, out.Fix, out.Evidence, out.Warnings)
 	if diff := cmp.Diff(report.Outcome{Stage: report.StageUpstream, Fail: true, Status: 502}, report.Outcome{Stage: out.Stage, Fail: out.Fail, Status: out.Status}); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)

@@ -72,14 +72,26 @@ func (a *Analyzer) bestCount(rt *route, kinds []logs.Kind) (logs.Count, bool) {
 // logVerdict explains a failing http stage from the logs when the backend
 // answers the probe: slower than the read timeout, headers too big, workers
 // dying, or a failure that has just stopped.
-func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
+func (a *Analyzer) logVerdict(rt *route, httpStatus int, own []logs.Count) *verdict {
+	if len(own) > 0 {
+		if v := a.logVerdictBy(rt, httpStatus, func(kinds []logs.Kind) (seen, bool) { return ownBest(own, kinds) }); v != nil {
+			return v
+		}
+	}
+	return a.logVerdictBy(rt, httpStatus, func(kinds []logs.Kind) (seen, bool) {
+		c, ok := a.bestCount(rt, kinds)
+		return seen{Count: c}, ok
+	})
+}
+
+// logVerdictBy is logVerdict quoting the lines best finds: verify's own
+// request's, or the visitors'.
+func (a *Analyzer) logVerdictBy(rt *route, httpStatus int, best func([]logs.Kind) (seen, bool)) *verdict {
 	if httpStatus < 500 {
 		return nil
 	}
 	web := rt.web.kind
-	quote := func(c logs.Count) string {
-		return fmt.Sprintf("%s logged '%s' %s in the last %s", sourceName(c.Source), c.Latest.Message, times(c.N), window(a.opts.Since))
-	}
+	quote := func(s seen) string { return a.said(rt, s) }
 	pass := rt.passArg
 	var pool *fpm.Pool
 	for _, t := range rt.targets {
@@ -88,7 +100,7 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 			break
 		}
 	}
-	if c, ok := a.bestCount(rt, []logs.Kind{logs.TimedOut, logs.DispatchFailed}); ok && (httpStatus == 504 || c.Kind == logs.TimedOut) {
+	if c, ok := best([]logs.Kind{logs.TimedOut, logs.DispatchFailed}); ok && (httpStatus == 504 || c.Kind == logs.TimedOut) {
 		fix := fmt.Sprintf("make the slow page faster (the application's log, a slow database query), or raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", rt.raise(), secs(a.opts.CloudflareReadTimeout))
 		if pool != nil {
 			fix = fmt.Sprintf("find what the slow page waits for: %s; raise %s only if the work is legitimately long (keep it under Cloudflare's %s)", a.slowlog(pool), rt.raise(), secs(a.opts.CloudflareReadTimeout))
@@ -97,12 +109,12 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 			cause: fmt.Sprintf("%s answers slower than %s's %s (%s): %s", pass, web, rt.readTimeoutName, secs(rt.readTimeout), quote(c)),
 			fix:   fix}
 	}
-	if c, ok := a.bestCount(rt, []logs.Kind{logs.TooBigHeader}); ok {
+	if c, ok := best([]logs.Kind{logs.TooBigHeader}); ok {
 		return &verdict{status: 502, kinds: []logs.Kind{c.Kind},
 			cause: fmt.Sprintf("%s sends response headers larger than %s's %s (%d bytes): %s", pass, web, rt.bufferName, rt.bufferSize, quote(c)),
 			fix:   fmt.Sprintf("raise %s (e.g. %s 32k; and %s 16 16k) in %s, or send fewer/smaller headers (cookies)", rt.bufferName, rt.bufferName, strings.TrimSuffix(rt.bufferName, "_size")+"s", rt.where)}
 	}
-	if c, ok := a.bestCount(rt, []logs.Kind{logs.PrematureClose, logs.Reset, logs.ReadFailed}); ok {
+	if c, ok := best([]logs.Kind{logs.PrematureClose, logs.Reset, logs.ReadFailed}); ok {
 		cause := fmt.Sprintf("%s closes connections before answering (its workers crash or are killed): %s", pass, quote(c))
 		for _, fc := range a.matchingCounts(rt) {
 			if fc.Kind == logs.ChildKilled || fc.Kind == logs.ChildCrashed || fc.Kind == logs.OOMKill || fc.Kind == logs.ExecTimeout {
@@ -111,7 +123,7 @@ func (a *Analyzer) logVerdict(rt *route, httpStatus int) *verdict {
 		}
 		return &verdict{status: 502, kinds: []logs.Kind{c.Kind}, cause: cause, fix: "read the backend's own log for the crash; see the OOM findings"}
 	}
-	if c, ok := a.bestCount(rt, []logs.Kind{logs.ListenQueueFull, logs.Refused, logs.NoSuchFile, logs.PermissionDenied, logs.ConnectFailed, logs.NoLiveUpstreams}); ok {
+	if c, ok := best([]logs.Kind{logs.ListenQueueFull, logs.Refused, logs.NoSuchFile, logs.PermissionDenied, logs.ConnectFailed, logs.NoLiveUpstreams}); ok {
 		cause := fmt.Sprintf("%s failed a moment ago though it answers now: %s", pass, quote(c))
 		fix := "it answers now: read the backend's own log for why it failed then (a restart, a crash) and watch whether it recurs"
 		if c.Kind == logs.ListenQueueFull {

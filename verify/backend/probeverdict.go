@@ -12,7 +12,7 @@ import (
 )
 
 // probeVerdict judges a route from what probing its backend found.
-func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
+func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult, own []logs.Count) *verdict {
 	web := rt.web.kind
 	isFPM := rt.module == "fastcgi"
 	inst, pool := a.poolFor(t)
@@ -146,8 +146,8 @@ func (a *Analyzer) probeVerdict(rt *route, t target, res probeResult) *verdict {
 		v.cause = fmt.Sprintf("%s does not answer as %s expects: %v", t.address, rt.module, res.err)
 		v.fix = fmt.Sprintf("check that %s is a %s backend", rt.pass, rt.module)
 	}
-	if c, ok := a.bestCount(rt, v.kinds); ok {
-		v.cause += fmt.Sprintf(" (%s logged '%s' %s in the last %s)", sourceName(c.Source), c.Latest.Message, times(c.N), window(a.opts.Since))
+	if s, ok := a.bestSeen(rt, v.kinds, own); ok {
+		v.cause += " (" + a.said(rt, s) + ")"
 	}
 	if v.fix == "" {
 		// Every case above sets a fix that fits its cause; this one only

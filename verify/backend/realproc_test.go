@@ -19,6 +19,7 @@ import (
 
 	"github.com/cfguard/cfguard/internal/nstest"
 	"github.com/cfguard/cfguard/verify/backend/fastcgi"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -213,7 +214,7 @@ func (s *site) analyze(opts Options, port, status int) report.Outcome {
 		for _, f := range findings {
 			s.t.Logf("finding: %s: %s", f.Severity, f.Message)
 		}
-		out = a.Analyze(context.Background(), loopback, port, testHost, "http", status)
+		out = a.Analyze(context.Background(), loopback, port, testHost, "http", status, probemark.Mark{})
 		return nil
 	})
 	if err != nil {

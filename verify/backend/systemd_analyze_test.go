@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cfguard/cfguard/verify/backend/logs"
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -154,7 +155,7 @@ http {
 			if diff := cmp.Diff([]brief(nil), briefs(t, findings)); diff != "" {
 				t.Errorf("findings (-want +got)\n%s", diff)
 			}
-			out := a.Analyze(context.Background(), loopback, 80, tt.host, "http", 502)
+			out := a.Analyze(context.Background(), loopback, 80, tt.host, "http", 502, probemark.Mark{})
 			t.Logf("cause: %s\nfix: %s\nwarnings: %q", out.Cause, out.Fix, out.Warnings)
 			if !out.Fail || out.Stage != report.StageUpstream {
 				t.Errorf("fail=%v stage=%s, want a failing upstream stage", out.Fail, out.Stage)

@@ -105,7 +105,7 @@ func TestProbeVerdictFixFitsCause(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := &Analyzer{opts: Options{Timeout: 2 * time.Second, Since: DefaultSince, CloudflareReadTimeout: DefaultCloudflareReadTimeout},
 				now: time.Now(), fpms: tt.fpms, systemd: true, probes: map[string]*probeOnce{}}
-			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind, detail: "the socket is root:root 0660"})
+			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind, detail: "the socket is root:root 0660"}, nil)
 			if diff := cmp.Diff(tt.status, v.status); diff != "" {
 				t.Errorf("status (-want +got)\n%s", diff)
 			}
@@ -240,7 +240,7 @@ func TestProbeVerdictUnits(t *testing.T) {
 			for u, fx := range tt.units {
 				a.units[u] = mustShow(fx)
 			}
-			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind})
+			v := a.probeVerdict(tt.rt, tt.rt.targets[0], probeResult{kind: tt.kind}, nil)
 			if diff := cmp.Diff(tt.want, cf{v.cause, v.fix}); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}

@@ -2,20 +2,20 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cfguard/cfguard/verify/probemark"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -28,7 +28,8 @@ const MaxHeaderBytes = 128 << 10
 // stands out in the origin's logs.
 const ProbeVisitorIP = "192.0.2.123"
 
-// UserAgent identifies the probe in the origin's logs.
+// UserAgent identifies the probe in the origin's logs; each request adds
+// its probemark id: "cfguard-verify (Cloudflare path probe 0123456789abcdef)".
 const UserAgent = "cfguard-verify (Cloudflare path probe)"
 
 // firstBytes is how much of the origin's answer is kept for Evidence.
@@ -51,7 +52,7 @@ func HTTP(ctx context.Context, t Target, timeout time.Duration) report.Outcome {
 
 // HTTPOn is HTTP over conn, a connection TLSKeep handshook for the same
 // target (nil: HTTP dials its own). HTTPOn closes conn.
-func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration) report.Outcome {
+func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration) (res report.Outcome) {
 	var given atomic.Pointer[tls.Conn]
 	if conn != nil {
 		given.Store(conn)
@@ -67,6 +68,17 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 	parent := ctx
 	start := time.Now()
 	rec := &recorder{}
+	// The mark: what the web server logs for this request is found by it
+	// (probemark), and by the address it was sent from.
+	id := probemark.New()
+	var from atomic.Pointer[netip.AddrPort]
+	sentFrom := func(c net.Conn) net.Conn {
+		if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			from.Store(&ap)
+		}
+		return rec.wrap(c)
+	}
 	var certRequested atomic.Bool
 	var tlsErr atomic.Pointer[tlsFail] // set by the dialer, which may outlive RoundTrip
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -87,11 +99,11 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 			if err != nil {
 				return nil, err
 			}
-			return rec.wrap(c), nil
+			return sentFrom(c), nil
 		},
 		DialTLSContext: func(ctx context.Context, n, a string) (net.Conn, error) {
 			if tc := given.Swap(nil); tc != nil {
-				return rec.wrap(tc), nil
+				return sentFrom(tc), nil
 			}
 			c, err := dial(ctx, n, a)
 			if err != nil {
@@ -103,7 +115,7 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 				tlsErr.Store(&tlsFail{err, evidence})
 				return nil, err
 			}
-			return rec.wrap(tc), nil
+			return sentFrom(tc), nil
 		},
 	}
 	defer tr.CloseIdleConnections()
@@ -115,7 +127,16 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 		GotConn:      func(httptrace.GotConnInfo) { connected.Store(true) },
 		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 	})
-	req, err := newRequest(ctx, t)
+	defer func() {
+		if !wrote.Load() {
+			return // nothing reached the web server
+		}
+		res.Sent.ID = id
+		if ap := from.Load(); ap != nil {
+			res.Sent.From = *ap
+		}
+	}()
+	req, err := newRequest(ctx, t, id)
 	if err != nil {
 		return unusable(o.Stage, t, fmt.Errorf("building the request: %w", err))
 	}
@@ -164,7 +185,9 @@ func HTTPOn(ctx context.Context, t Target, conn *tls.Conn, timeout time.Duration
 }
 
 // newRequest is GET / for the target with the headers Cloudflare adds.
-func newRequest(ctx context.Context, t Target) (*http.Request, error) {
+// id marks it (probemark): in the Referer, which nginx's and Apache's error
+// logs carry, in the User-Agent and the CF-Ray, which access logs may.
+func newRequest(ctx context.Context, t Target, id string) (*http.Request, error) {
 	u := &url.URL{Scheme: t.Scheme, Host: t.hostPort(), Path: "/"}
 	if t.Scheme != "http" && t.Scheme != "https" {
 		return nil, fmt.Errorf("scheme %q is neither http nor https", t.Scheme)
@@ -180,17 +203,16 @@ func newRequest(ctx context.Context, t Target) (*http.Request, error) {
 	if t.SSLMode == ModeFlexible {
 		visitor = "https"
 	}
-	var ray [8]byte
-	rand.Read(ray[:])
 	h := req.Header
-	h.Set("User-Agent", UserAgent)
+	h.Set("User-Agent", strings.TrimSuffix(UserAgent, ")")+" "+id+")")
+	h.Set("Referer", probemark.Referer(id))
 	h.Set("Accept", "*/*")
 	h.Set("Accept-Encoding", "gzip, br")
 	h.Set("CF-Connecting-IP", ProbeVisitorIP)
 	h.Set("X-Forwarded-For", ProbeVisitorIP)
 	h.Set("X-Forwarded-Proto", visitor)
 	h.Set("CF-Visitor", fmt.Sprintf(`{"scheme":%q}`, visitor))
-	h.Set("CF-Ray", hex.EncodeToString(ray[:])+"-PRB")
+	h.Set("CF-Ray", id+"-PRB")
 	h.Set("CF-IPCountry", "XX")
 	h.Set("CDN-Loop", "cloudflare")
 	return req, nil

@@ -2,7 +2,11 @@
 // Text and JSON are two renderers of the same values.
 package report
 
-import "time"
+import (
+	"time"
+
+	"github.com/cfguard/cfguard/verify/probemark"
+)
 
 // Stage is where along the way from Cloudflare's edge to the origin a path
 // was judged. A path stops at the first stage that fails.
@@ -43,6 +47,10 @@ type Outcome struct {
 	Fix        string
 	Evidence   []string
 	Warnings   []string
+	// Sent is the request an http stage sent through the web server (its
+	// probemark id and source address), for the upstream stage to read
+	// back what the web server logged for it; zero for other stages.
+	Sent probemark.Mark
 }
 
 // Path is one way a visitor's request travels: entry hostname → origin

@@ -42,6 +42,7 @@ type followed struct {
 	off     int64
 	partial []byte
 	started bool // the first open seeks to the end; later ones read all
+	held    []logs.Entry
 	Skipped int64
 }
 
@@ -137,7 +138,7 @@ func (x *followed) drain() []logs.Entry {
 		data = nil
 	}
 	x.partial = append([]byte(nil), data...)
-	return out
+	return x.markThreads(out)
 }
 
 // Close closes the files.
@@ -203,4 +204,24 @@ func (k *KernelFollower) Close() error {
 	err := unix.Close(k.fd)
 	k.fd = -1
 	return err
+}
+
+// markThreads gives Apache's lines that name no request the request of the
+// next line on their thread (logs.MarkThreads). Such a line at the end of
+// what a round read is held back one round, for its request line may be
+// written just after the read.
+func (x *followed) markThreads(es []logs.Entry) []logs.Entry {
+	held := len(x.held)
+	es = append(x.held, es...)
+	x.held = nil
+	logs.MarkThreads(es)
+	out := es[:0:0]
+	for i, e := range es {
+		if i >= held && e.Source == logs.Apache && e.Thread != "" && e.Client == "" && e.Probe == "" {
+			x.held = append(x.held, e)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -17,7 +17,7 @@ import (
 type Round struct {
 	At       time.Time
 	Backends []BackendResult
-	Logs     []logs.Entry
+	Logs     []logs.Entry // the visitors': lines about verify's own requests are left out
 	Actions  []recovery.Action
 	Restored bool // the guard's table was put back
 }
@@ -230,6 +230,13 @@ func (w *Watcher) readLogs(r *Round) {
 	}
 	if w.s.Kernel != nil {
 		r.Logs = append(r.Logs, w.s.Kernel.Read()...)
+	}
+	// The full verify's requests through the web server are marked
+	// (probemark): what they cause is not the visitors'.
+	var own int
+	r.Logs, own = logs.Visitors(r.Logs)
+	if own > 0 {
+		w.log.Debug("left out the lines about verify's own requests", "lines", own)
 	}
 	var order []string
 	for _, e := range r.Logs {

@@ -60,8 +60,14 @@ type Entry struct {
 	Pool     string    // FPM pool
 	Victim   string    // OOM: the killed process name
 	Host     string    // nginx: the request's Host
-	Message  string    // the line without its time stamp and request details
-	Line     string
+	// Probe is the probemark id of verify's own request the line is about,
+	// "" for a visitor's (mark.go).
+	Probe string
+	// Client and Thread are Apache's "[client 127.0.0.1:38622]" and
+	// "[pid 27258:tid 27261]"; "" for other sources or when not logged.
+	Client, Thread string
+	Message        string // the line without its time stamp and request details
+	Line           string
 }
 
 var (
@@ -103,9 +109,9 @@ func Classify(src Source, line string) (Entry, bool) {
 	}
 	switch src {
 	case Nginx:
-		return classifyNginx(line)
+		return marked(classifyNginx(line))
 	case Apache:
-		return classifyApache(line)
+		return marked(classifyApache(line))
 	case FPM:
 		return classifyFPM(line)
 	case Kernel:

@@ -26,6 +26,9 @@ func FuzzClassify(f *testing.F) {
 	boot := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, line string) {
 		for _, src := range []Source{Nginx, Apache, FPM, Kernel} {
+			if l := Line(src, line); l.Source != src || l.Line != line {
+				t.Fatalf("Line(%s, %q) = %+v: source or line lost", src, line, l)
+			}
 			e, ok := Classify(src, line)
 			if !ok {
 				continue

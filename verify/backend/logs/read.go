@@ -93,6 +93,7 @@ func Scan(ctx context.Context, src Source, r io.Reader, since time.Time) ([]Entr
 		}
 		out = append(out, e)
 	}
+	MarkThreads(out)
 	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
 		return out, first, err
 	}
