@@ -330,6 +330,7 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 		}
 	}
 	p.natView(base)
+	p.base = base
 	cur, i := base, 0
 	var stack []frame
 	at := func(c *chain, ru *rule) Result {

@@ -82,8 +82,8 @@ type natTo struct {
 
 // nativeDNAT decodes `dnat ip to ADDR[:PORT]` from its registers.
 func nativeDNAT(p *packet, c *chain, rg *regs, e *expr.NAT) (step, outcome) {
-	if c.typ != nftables.ChainTypeNAT || c.hook != unix.NF_INET_PRE_ROUTING {
-		return unknownf("dnat in chain %s, which is not a nat chain on prerouting, is not modelled", c.name)
+	if b := p.base; b == nil || b.typ != nftables.ChainTypeNAT || b.hook != unix.NF_INET_PRE_ROUTING {
+		return unknownf("dnat in chain %s, which is not reached from a nat chain on prerouting, is not modelled", c.name)
 	}
 	if e.Prefix {
 		return unknownf("dnat to a prefix (netmap) in chain %s is not modelled", c.name)

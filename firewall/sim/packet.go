@@ -66,6 +66,7 @@ type packet struct {
 
 	curChain *chain // the rule being evaluated, for depAt
 	curRule  *rule
+	base     *chain // the base chain being run
 
 	// A DNAT in prerouting (nat.go): xlat is the translation (zero: none),
 	// origPort the destination port before it, viewXlat whether the chain

@@ -36,6 +36,8 @@ const (
 	kCtState
 	kDec
 	kHost32 // a 4-byte integer in host byte order (marks)
+	kCtDir    // ct direction: original / reply
+	kCtStatus // ct status bits (dnat, snat, ...)
 )
 
 // renderRule turns a rule's expressions into nft-like text, good enough
@@ -96,6 +98,15 @@ func renderRule(t *table, exprs []expr.Any) string {
 			}
 			if e.Key == expr.CtKeyMARK {
 				f.kind = kHost32
+			}
+			switch e.Key {
+			case expr.CtKeyDIRECTION:
+				f.kind = kCtDir
+			case expr.CtKeySTATUS:
+				f.kind = kCtStatus
+			case expr.CtKeySRC, expr.CtKeyDST, expr.CtKeyPROTOSRC, expr.CtKeyPROTODST:
+				// tuple keys name their direction: ct original proto-dst
+				f.name = "ct " + map[uint32]string{0: "original", 1: "reply"}[e.Direction] + " " + ctName(e.Key)
 			}
 			reg[e.Register] = f
 		case *expr.Payload:
@@ -226,6 +237,10 @@ func renderCmp(f field, op expr.CmpOp, data []byte) string {
 		// `ct state established,related`: any of the mask's bits set
 		return f.name + " " + ctStates(f.mask)
 	}
+	if f.kind == kCtStatus && len(f.mask) == 4 && op == expr.CmpOpNeq && allZero(data) {
+		// `ct status dnat`: any of the mask's bits set
+		return f.name + " " + ctStatusNames(binary.NativeEndian.Uint32(f.mask))
+	}
 	if _, prefix := prefixLen(f.mask); f.mask != nil && f.kind == kAddr && !prefix {
 		if o == "" {
 			o = "== "
@@ -351,9 +366,13 @@ func formatValue(f field, d []byte) string {
 		if len(d) == 4 {
 			return ctStates(d)
 		}
-	case kHost32:
+	case kHost32, kCtStatus:
 		if len(d) == 4 {
 			return fmt.Sprintf("0x%08x", binary.NativeEndian.Uint32(d))
+		}
+	case kCtDir:
+		if len(d) == 1 && d[0] <= 1 {
+			return []string{"original", "reply"}[d[0]]
 		}
 	case kDec:
 		if len(d) <= 8 {
@@ -588,4 +607,21 @@ func rejectText(e *expr.Reject, v6 bool) string {
 
 func exthdrName(e *expr.Exthdr) string {
 	return fmt.Sprintf("exthdr type %d offset %d", e.Type, e.Offset)
+}
+
+// ctStatusNames names ct status bits as nft does (IPS_* of
+// linux/netfilter/nf_conntrack_common.h).
+func ctStatusNames(m uint32) string {
+	names := []string{"expected", "seen-reply", "assured", "confirmed", "snat", "dnat", "", "", "", "dying"}
+	var out []string
+	for i, n := range names {
+		if n != "" && m&(1<<i) != 0 {
+			out = append(out, n)
+			m &^= 1 << i
+		}
+	}
+	if m != 0 {
+		out = append(out, fmt.Sprintf("0x%x", m))
+	}
+	return strings.Join(out, ",")
 }

@@ -443,7 +443,7 @@ func evalXT(p *packet, e *xtExpr) (step, outcome) {
 		case xtReject:
 			return stVerdict, outcome{kind: outReject, rst: e.rst}
 		case xtNAT:
-			if c := p.curChain; c == nil || c.typ != nftables.ChainTypeNAT || c.hook != unix.NF_INET_PRE_ROUTING {
+			if c := p.base; c == nil || c.typ != nftables.ChainTypeNAT || c.hook != unix.NF_INET_PRE_ROUTING {
 				return unknownf("iptables-nft compat target \"DNAT\" outside a nat chain on prerouting is not modelled")
 			}
 			return dnatStep(e.nat)
