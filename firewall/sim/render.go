@@ -35,7 +35,7 @@ const (
 	kIfindex
 	kCtState
 	kDec
-	kHost32 // a 4-byte integer in host byte order (marks)
+	kHost32   // a 4-byte integer in host byte order (marks)
 	kCtDir    // ct direction: original / reply
 	kCtStatus // ct status bits (dnat, snat, ...)
 )
