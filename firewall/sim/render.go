@@ -21,6 +21,7 @@ type field struct {
 	kind    kind
 	partial int    // bytes of an address loaded (a prefix), 0 for all
 	mask    []byte // a bitwise mask applied, if any
+	data    []byte // an immediate's value
 }
 
 type kind int
@@ -124,7 +125,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 			f.mask = e.Mask
 			reg[e.DestRegister] = f
 		case *expr.Immediate:
-			reg[e.Register] = field{name: "0x" + fmt.Sprintf("%x", e.Data)}
+			reg[e.Register] = field{name: "0x" + fmt.Sprintf("%x", e.Data), data: e.Data}
 		case *expr.Cmp:
 			f := reg[e.Register]
 			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && e.Data[0] == unix.NFPROTO_IPV6 {
@@ -182,7 +183,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 			out = append(out, "ct count …")
 		case *expr.NAT:
 			if e.Type == expr.NATTypeDestNAT {
-				out = append(out, "dnat to …")
+				out = append(out, "dnat "+natRegText(e, reg))
 			} else {
 				out = append(out, "snat to …")
 			}
@@ -624,4 +625,32 @@ func ctStatusNames(m uint32) string {
 		out = append(out, fmt.Sprintf("0x%x", m))
 	}
 	return strings.Join(out, ",")
+}
+
+// natRegText renders a dnat's target from the immediates that loaded its
+// registers: "ip to 192.0.2.130:8080", or "to …" when they are not known.
+func natRegText(e *expr.NAT, reg map[uint32]field) string {
+	var to natTo
+	if e.RegAddrMin != 0 {
+		a, ok := netip.AddrFromSlice(reg[e.RegAddrMin].data)
+		if !ok || (e.RegAddrMax != 0 && e.RegAddrMax != e.RegAddrMin) {
+			return "to …"
+		}
+		to.addr = a
+	}
+	if e.RegProtoMin != 0 {
+		d := reg[e.RegProtoMin].data
+		if len(d) < 2 || (e.RegProtoMax != 0 && e.RegProtoMax != e.RegProtoMin) {
+			return "to …"
+		}
+		to.port = binary.BigEndian.Uint16(d)
+	}
+	if !to.addr.IsValid() && to.port == 0 {
+		return "to …"
+	}
+	fam := "ip "
+	if e.Family == unix.NFPROTO_IPV6 {
+		fam = "ip6 "
+	}
+	return fam + "to " + natText(to)
 }
