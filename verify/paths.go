@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cfguard/cfguard/firewall/sim"
 	"github.com/cfguard/cfguard/verify/probe"
 	"github.com/cfguard/cfguard/verify/report"
 )
@@ -135,6 +136,7 @@ type sharedKey struct {
 type sharedResult struct {
 	outcomes []report.Outcome
 	stop     bool
+	dnat     *sim.Translation // the DNAT the firewall stage followed (dnat.go)
 }
 
 // walk runs one path through the stages, stopping at the first failure.
@@ -155,6 +157,9 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	}
 	if sh.stop {
 		return acc.finish(p)
+	}
+	if sh.dnat != nil {
+		t = retarget(t, *sh.dnat)
 	}
 
 	// The http stage sends GET / over the tls stage's connection, as
@@ -211,7 +216,12 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	}
 	if r.d.upstream != nil && (!h.Fail || backendStatus(h.Status)) {
 		status := h.Status
-		u := r.d.upstream.Analyze(ctx, j.addr, j.port, t.Hostname, j.scheme, status)
+		var u report.Outcome
+		if sh.dnat != nil {
+			u = r.upstreamBehind(ctx, *sh.dnat, t.Hostname, j.scheme, status)
+		} else {
+			u = r.d.upstream.Analyze(ctx, j.addr, j.port, t.Hostname, j.scheme, status)
+		}
 		u.Stage = report.StageUpstream
 		if u.Fail && u.Status == 0 {
 			u.Status = status
@@ -273,6 +283,18 @@ func (r *runner) sharedStages(ctx context.Context, t probe.Target) sharedResult 
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.timeout())
 	defer cancel()
+	x, changed, known := r.translation(t)
+	if !known {
+		add(dnatUnknown(t))
+		res.stop = true
+		return res
+	}
+	if changed {
+		res.dnat = &x
+		res.outcomes[len(res.outcomes)-1].Evidence = append(res.outcomes[len(res.outcomes)-1].Evidence, dnatEvidence(x))
+		add(r.listenerBehind(lctx, retarget(t, x), x))
+		return res
+	}
 	add(r.d.probe.Listener(lctx, t))
 	return res
 }

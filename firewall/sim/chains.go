@@ -55,6 +55,9 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 		res = r.check(p)
 		if kind == kindSYN {
 			xlat, fwdIf, fwdIndex = p.xlat, p.fwdIf, p.fwdIndex
+			if res.Verdict == CannotTell && p.natUnknown {
+				res.DNATUnknown = true
+			}
 		}
 		if p.dep > dep {
 			dep, at = p.dep, p.depAt
@@ -190,6 +193,7 @@ func (r *Ruleset) check(p *packet) Result {
 				return res
 			}
 			if !had && p.xlat.Translated() && len(tied) > 1 {
+				p.natUnknown = true
 				return Result{Verdict: CannotTell, Family: p.xlat.Family, Table: p.xlat.Table, Chain: p.xlat.Chain, Handle: p.xlat.Handle, Rule: p.xlat.Rule,
 					Reason: fmt.Sprintf("the rule translates the destination in a chain of priority %d, which other base chains on %s share: which of them sees the translated packet is not known", chains[0].priority, hookName(hook))}
 			}

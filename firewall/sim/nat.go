@@ -242,15 +242,18 @@ func (r *Ruleset) route(p *packet) (Result, bool) {
 		return Result{}, true
 	}
 	fail := func(why string) (Result, bool) {
+		p.natUnknown = true
 		return Result{Verdict: CannotTell, Family: p.xlat.Family, Table: p.xlat.Table, Chain: p.xlat.Chain, Handle: p.xlat.Handle, Rule: p.xlat.Rule, Reason: why}, false
 	}
 	if r.router == nil {
 		return fail(fmt.Sprintf("the rule translates the destination to %s; where the kernel routes that address is not known", p.xlat.To))
 	}
+	p.natUnknown = true // until the route is known
 	rt, err := r.router(to)
 	if err != nil {
 		return fail(fmt.Sprintf("the rule translates the destination to %s, whose route could not be looked up: %v", p.xlat.To, err))
 	}
+	p.natUnknown = false
 	p.xlat.Local = rt.Local
 	if !rt.Local {
 		p.xlat.Interface = rt.IfName
@@ -360,3 +363,20 @@ func (p *packet) ctStatus() ([]byte, []byte) {
 // Equal reports whether two translations are the same (for go-cmp, which
 // cannot look into netip.AddrPort).
 func (t Translation) Equal(u Translation) bool { return t == u }
+
+// hasDNAT reports whether a rule has a DNAT (native or iptables-nft's).
+func hasDNAT(exprs []expr.Any) bool {
+	for _, e := range exprs {
+		switch e := e.(type) {
+		case *expr.NAT:
+			if e.Type == expr.NATTypeDestNAT {
+				return true
+			}
+		case *xtExpr:
+			if e.target && e.name == "DNAT" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -26,7 +26,8 @@ var (
 // natProbe is a probe whose DNAT, when to is set, the simulator must name.
 type natProbe struct {
 	probe
-	to string // the translated destination, "" for none
+	to      string // the translated destination, "" for none
+	unknown bool   // Result.DNATUnknown
 }
 
 // cfguardTable is cfguard's own table as the firewall package makes it, for
@@ -90,7 +91,7 @@ var natCases = []struct {
 		// Not one of cfguard's ranges: its forward chain drops it.
 		{probe: probe{src: cfC, port: 80, want: Drop, rule: "meta l4proto tcp ct direction original ct status dnat ct original proto-dst @web_ports drop"}, to: "192.0.2.130:8080"},
 		// A range of ports: which one the kernel picks is not known.
-		{probe: probe{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "range of ports"}},
+		{probe: probe{src: cfA, port: 81, want: CannotTell, real: Accept, reason: "range of ports"}, unknown: true},
 		// The SYN gets through, the packets after it do not.
 		{probe: probe{src: cfA, port: 82, want: Drop}, to: "192.0.2.130:8082"},
 		{probe: probe{src: cf6A, port: 82, want: Drop}, to: "[2001:db8:c::2]:8082"},
@@ -209,6 +210,9 @@ func TestDNATAgainstKernel(t *testing.T) {
 				gotTo := ""
 				if got.DNAT.Translated() {
 					gotTo = got.DNAT.To.String()
+				}
+				if got.DNATUnknown != p.unknown {
+					t.Errorf("%s → :%d: DNATUnknown %v, want %v", p.src, p.port, got.DNATUnknown, p.unknown)
 				}
 				if gotTo != p.to {
 					t.Errorf("%s → :%d: translated to %q, want %q (%+v)", p.src, p.port, gotTo, p.to, got)

@@ -80,6 +80,8 @@ type packet struct {
 	fwdIf     string
 	fwdIndex  uint32
 	iif, oif  ifView
+	// natUnknown: a DNAT rule could not be judged (Result.DNATUnknown).
+	natUnknown bool
 }
 
 // ifView is which interface a meta iif / oif key reads.

@@ -38,11 +38,16 @@ type outcome struct {
 // expression cannot be evaluated and the rest of the rule (from it on) has
 // no effect on the verdict, the rule is skipped: the kernel would move on
 // either way. Otherwise the rule is CannotTell.
-func (r *Ruleset) evalRule(p *packet, c *chain, ru *rule) outcome {
+func (r *Ruleset) evalRule(p *packet, c *chain, ru *rule) (out outcome) {
 	if ru.bad != "" {
 		return outcome{kind: outCannotTell, reason: ru.bad}
 	}
 	p.curChain, p.curRule = c, ru
+	defer func() {
+		if out.kind == outCannotTell && hasDNAT(ru.exprs) {
+			p.natUnknown = true
+		}
+	}()
 	var rg regs
 	pending := "" // why an earlier comparison could not be evaluated
 	for i, e := range ru.exprs {

@@ -54,6 +54,10 @@ type Result struct {
 	// DNAT is where a DNAT in prerouting sent the connection (zero when
 	// none did): the verdict is then about the path to that destination.
 	DNAT Translation
+	// DNATUnknown is set on a CannotTell about a DNAT (its match, its
+	// target, or where the new destination is routed): the connection may
+	// go elsewhere than the address checked.
+	DNATUnknown bool
 }
 
 // Packet names a packet of the exchange a connection from Cloudflare needs.
