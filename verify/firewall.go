@@ -151,7 +151,7 @@ func routeTo(dst netip.Addr) (sim.Route, error) {
 // dnatSeen collects the translations of the pieces of every Cloudflare
 // range.
 type dnatSeen struct {
-	mu    sync.Mutex
+	mu      sync.Mutex
 	by      []sim.Translation // distinct, in order seen
 	plain   bool              // some piece is not translated
 	unknown bool              // some piece meets a DNAT the simulator cannot judge
