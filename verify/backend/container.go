@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfguard/cfguard/internal/procnet"
+	"github.com/cfguard/cfguard/verify/backend/nginxconf"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -263,4 +265,26 @@ func nsHasAddr(nsPath string, addr netip.Addr) bool {
 	}()
 	<-done
 	return found
+}
+
+// testWritesNothing reports whether `nginx -T` of conf would change
+// nothing: every file and directory it opens or creates (logs, the pid
+// file, temp directories, as the files show them) exists. A running nginx
+// has them all; a deleted log, or a configuration never started, is read
+// from the files instead.
+func testWritesNothing(ctx context.Context, conf string) bool {
+	cfg, err := nginxconf.Load(ctx, conf)
+	if err != nil {
+		return false
+	}
+	paths, ok := cfg.TestWrites()
+	if !ok {
+		return false
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			return false
+		}
+	}
+	return true
 }

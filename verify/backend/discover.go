@@ -413,7 +413,7 @@ func loadNginx(ctx context.Context, sys system, procRoot, conf string, master *p
 	defer cancel()
 	var out []byte
 	err := errOtherRoot
-	if dump {
+	if dump && testWritesNothing(ctx, conf) {
 		out, err = sys.nginxDump(dctx, bin, append([]string{"-T", "-q", "-c", conf}, extra...)...)
 	}
 	var cfg *nginxconf.Config
