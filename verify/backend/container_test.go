@@ -227,3 +227,22 @@ func TestTestWrites(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCgroup feeds /proc/PID/cgroup text to the readers of the unit and
+// the container scope: no panic, and a scope is one path element.
+func FuzzCgroup(f *testing.F) {
+	for _, s := range []string{
+		"0::/system.slice/docker-0123456789abcdef0123456789abcdef.scope\n",
+		"0::/user.slice/user-1000.slice/user@1000.service/app.slice/app.service\n",
+		"12:pids:/machine.slice/libpod-fedcba9876543210.scope/container\n0::/\n",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cg string) {
+		cgroupUnit(cg)
+		if s := cgroupScope(cg); strings.Contains(s, "/") {
+			t.Errorf("scope %q of %q spans path elements", s, cg)
+		}
+	})
+}
