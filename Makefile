@@ -66,6 +66,7 @@ FUZZ_TARGETS = \
 	FuzzParse:./verify/backend/apacheconf \
 	FuzzParse:./verify/backend/fpm \
 	FuzzParseFPMStatus:./verify/backend \
+	FuzzCgroup:./verify/backend \
 	FuzzFollower:./verify/watch \
 	FuzzParseRuleMsg:./firewall/sim \
 	FuzzSame:./cfranges/realip \

@@ -12,6 +12,7 @@ import (
 	"go4.org/netipx"
 
 	"github.com/cfguard/cfguard/firewall/sim"
+	"github.com/cfguard/cfguard/verify/probe"
 	"github.com/cfguard/cfguard/verify/report"
 )
 
@@ -25,6 +26,8 @@ type simFirewall struct {
 
 	mu   sync.Mutex
 	sets map[string]*rulesetOnce // by interface name ("" when unknown)
+	// xlat is the DNAT each checked address:port is published by (dnat.go).
+	xlat map[netip.AddrPort]dnatAt
 }
 
 type rulesetOnce struct {
@@ -53,6 +56,9 @@ func (f *simFirewall) ruleset(ctx context.Context, addr netip.Addr) (*sim.Rulese
 		ro.rs, ro.err = f.read(ctx)
 		if ro.err == nil && name != "" {
 			ro.rs.SetInterface(name, index)
+		}
+		if ro.err == nil {
+			ro.rs.SetRouter(routeTo)
 		}
 	})
 	return ro.rs, ro.err
@@ -96,9 +102,108 @@ func (f *simFirewall) Check(ctx context.Context, addr netip.Addr, port int, clou
 		o.Cause = "the nftables ruleset could not be read (" + err.Error() + ")"
 		return o
 	}
-	return judgeFirewall(rs.Warnings(), addr, port, cloudflare, func(p netip.Prefix) []sim.PrefixResult {
-		return rs.CheckPrefix(p, addr, uint16(port))
+	var xs dnatSeen
+	o = judgeFirewall(rs.Warnings(), addr, port, cloudflare, func(p netip.Prefix) []sim.PrefixResult {
+		res := rs.CheckPrefix(p, addr, uint16(port))
+		xs.add(res)
+		return res
 	})
+	o = xs.judge(o, addr, port)
+	x, ok := xs.one()
+	if ok || xs.unknown || len(xs.by) > 0 {
+		f.mu.Lock()
+		if f.xlat == nil {
+			f.xlat = map[netip.AddrPort]dnatAt{}
+		}
+		f.xlat[netip.AddrPortFrom(addr.Unmap(), uint16(port))] = dnatAt{x: x, unknown: !ok}
+		f.mu.Unlock()
+	}
+	return o
+}
+
+// dnatAt is what the firewall stage found about a DNAT of one address and
+// port: one translation, or unknown (cannot tell, or several).
+type dnatAt struct {
+	x       sim.Translation
+	unknown bool
+}
+
+// Translation is the DNAT that publishes addr:port, as the last Check of
+// it found (the same for every Cloudflare range).
+// known is false when a DNAT may send the connections elsewhere but the
+// simulator cannot tell where.
+func (f *simFirewall) Translation(addr netip.Addr, port int) (x sim.Translation, known bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.xlat[netip.AddrPortFrom(addr.Unmap(), uint16(port))]
+	return d.x, !d.unknown
+}
+
+// routeTo is the routing decision for a DNAT'ed destination.
+func routeTo(dst netip.Addr) (sim.Route, error) {
+	h, err := probe.RouteTo(dst)
+	if err != nil {
+		return sim.Route{}, err
+	}
+	return sim.Route{Local: h.Local, IfName: h.Dev, IfIndex: h.DevIdx}, nil
+}
+
+// dnatSeen collects the translations of the pieces of every Cloudflare
+// range.
+type dnatSeen struct {
+	mu      sync.Mutex
+	by      []sim.Translation // distinct, in order seen
+	plain   bool              // some piece is not translated
+	unknown bool              // some piece meets a DNAT the simulator cannot judge
+}
+
+func (d *dnatSeen) add(res []sim.PrefixResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range res {
+		x := r.Result.DNAT
+		if r.Result.DNATUnknown {
+			d.unknown = true
+			continue
+		}
+		if !x.Translated() {
+			d.plain = true
+			continue
+		}
+		if !slices.Contains(d.by, x) {
+			d.by = append(d.by, x)
+		}
+	}
+}
+
+// one is the translation every piece shares, if there is exactly one.
+func (d *dnatSeen) one() (sim.Translation, bool) {
+	if d.plain || d.unknown || len(d.by) != 1 {
+		return sim.Translation{}, false
+	}
+	return d.by[0], true
+}
+
+// judge makes a passing outcome "cannot tell" when Cloudflare's ranges are
+// not all sent to one place: then no single probe stands for them.
+func (d *dnatSeen) judge(o report.Outcome, addr netip.Addr, port int) report.Outcome {
+	if o.Fail || len(d.by) == 0 {
+		return o
+	}
+	if _, ok := d.one(); ok {
+		return o
+	}
+	var to []string
+	for _, x := range d.by {
+		to = append(to, x.String())
+	}
+	if d.plain {
+		to = append(to, "not translated (this host)")
+	}
+	o.CannotTell = true
+	o.Cause = fmt.Sprintf("Cloudflare's connections to %s go to different places depending on their source: %s; verify probes one destination per path",
+		net.JoinHostPort(addr.String(), fmt.Sprint(port)), strings.Join(to, "; "))
+	return o
 }
 
 // ruleKey identifies a deciding rule.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cfguard/cfguard/firewall/sim"
 	"github.com/cfguard/cfguard/verify/probe"
 	"github.com/cfguard/cfguard/verify/report"
 )
@@ -143,6 +144,7 @@ type sharedKey struct {
 type sharedResult struct {
 	outcomes []report.Outcome
 	stop     bool
+	dnat     *sim.Translation // the DNAT the firewall stage followed (dnat.go)
 }
 
 // walk runs one path through the stages, stopping at the first failure.
@@ -165,6 +167,9 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	}
 	if sh.stop {
 		return acc.finish(p)
+	}
+	if sh.dnat != nil {
+		t = retarget(t, *sh.dnat)
 	}
 
 	// The http stage sends GET / over the tls stage's connection, as
@@ -221,7 +226,18 @@ func (r *runner) walk(ctx context.Context, j job) report.Path {
 	}
 	if r.d.upstream != nil && (!h.Fail || backendStatus(h.Status)) {
 		status := h.Status
-		u := r.d.upstream.Analyze(ctx, j.addr, j.port, t.Hostname, j.scheme, status, h.Sent)
+		// The web server picks its server block by the Host header it
+		// receives: an Origin Rule's host_header where one is set.
+		host := t.Hostname
+		if t.Host != "" {
+			host = t.Host
+		}
+		var u report.Outcome
+		if sh.dnat != nil {
+			u = r.upstreamBehind(ctx, *sh.dnat, host, j.scheme, status, h.Sent)
+		} else {
+			u = r.d.upstream.Analyze(ctx, j.addr, j.port, host, j.scheme, status, h.Sent)
+		}
 		u.Stage = report.StageUpstream
 		if u.Fail && u.Status == 0 {
 			u.Status = status
@@ -283,6 +299,18 @@ func (r *runner) sharedStages(ctx context.Context, t probe.Target) sharedResult 
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.timeout())
 	defer cancel()
+	x, changed, known := r.translation(t)
+	if !known {
+		add(dnatUnknown(t))
+		res.stop = true
+		return res
+	}
+	if changed {
+		res.dnat = &x
+		res.outcomes[len(res.outcomes)-1].Evidence = append(res.outcomes[len(res.outcomes)-1].Evidence, dnatEvidence(x))
+		add(r.listenerBehind(lctx, retarget(t, x), x))
+		return res
+	}
 	add(r.d.probe.Listener(lctx, t))
 	return res
 }

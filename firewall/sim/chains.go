@@ -44,10 +44,21 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 		}
 	}
 	res := Result{Verdict: Accept}
+	var xlat Translation // the SYN's DNAT, which the packets after it share
+	var fwdIf string
+	var fwdIndex uint32
 	for _, kind := range []packetKind{kindSYN, kindEstablished, kindReply} {
 		p := newPacketKind(kind, src, dst, port)
 		p.piece = piece
+		p.xlat, p.fwdIf, p.fwdIndex = xlat, fwdIf, fwdIndex
+		p.forwarded = xlat.Translated() && !xlat.Local
 		res = r.check(p)
+		if kind == kindSYN {
+			xlat, fwdIf, fwdIndex = p.xlat, p.fwdIf, p.fwdIndex
+			if res.Verdict == CannotTell && p.natUnknown {
+				res.DNATUnknown = true
+			}
+		}
 		if p.dep > dep {
 			dep, at = p.dep, p.depAt
 		}
@@ -71,6 +82,7 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 	if nd.Verdict == CannotTell && res.Verdict != Drop {
 		res = nd // a drop stands whatever neighbour discovery meets
 	}
+	res.DNAT = xlat
 	return r.legacyNote(res, src.Is6()), dep, at
 }
 
@@ -127,7 +139,12 @@ func (r *Ruleset) neighbour(dst netip.Addr) Result {
 
 func (r *Ruleset) check(p *packet) Result {
 	hooks := []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN}
-	if p.reply {
+	switch {
+	case p.forwarded:
+		// A translated connection to another host: from Cloudflare, or
+		// that host's answers, both routed through forward.
+		hooks = []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_FORWARD, unix.NF_INET_POST_ROUTING}
+	case p.reply:
 		hooks = []nftables.ChainHook{unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING}
 	}
 	// Ingress chains run before prerouting; they are not modelled.
@@ -140,17 +157,34 @@ func (r *Ruleset) check(p *packet) Result {
 				Reason: "ingress chain " + c.name + " of table " + familyName(c.table.family) + " " + c.table.name + " runs before prerouting and is not simulated"}
 		}
 	}
-	for _, hook := range hooks {
+	for i := 0; i < len(hooks); i++ {
+		hook := hooks[i]
 		chains := r.hookChains(p.v6, 1+int(hook))
 		for len(chains) > 0 {
 			n := 1
 			for n < len(chains) && chains[n].priority == chains[0].priority {
 				n++
 			}
-			if res := r.runTied(p, natFirstOnly(p, chains[:n])); res.Verdict != Accept {
+			tied := natFirstOnly(p, chains[:n])
+			had := p.xlat.Translated()
+			if res := r.runTied(p, tied); res.Verdict != Accept {
 				return res
 			}
+			if !had && p.xlat.Translated() && len(tied) > 1 {
+				p.natUnknown = true
+				return Result{Verdict: CannotTell, Family: p.xlat.Family, Table: p.xlat.Table, Chain: p.xlat.Chain, Handle: p.xlat.Handle, Rule: p.xlat.Rule,
+					Reason: fmt.Sprintf("the rule translates the destination in a chain of priority %d, which other base chains on %s share: which of them sees the translated packet is not known", chains[0].priority, hookName(hook))}
+			}
 			chains = chains[n:]
+		}
+		if hook == unix.NF_INET_PRE_ROUTING && p.kind == kindSYN && p.xlat.Translated() {
+			if res, ok := r.route(p); !ok {
+				return res
+			}
+			if !p.xlat.Local {
+				p.forwarded = true
+				hooks = []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_FORWARD, unix.NF_INET_POST_ROUTING}
+			}
 		}
 	}
 	return Result{Verdict: Accept}
@@ -277,6 +311,8 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 			p.track = ctUnsure
 		}
 	}
+	p.natView(base)
+	p.base = base
 	cur, i := base, 0
 	var stack []frame
 	at := func(c *chain, ru *rule) Result {
@@ -328,6 +364,8 @@ func (r *Ruleset) runChain(p *packet, base *chain) Result {
 				res = r.rejectAnswer(p, out.rst, res)
 			}
 			return res
+		case outDNAT:
+			return r.applyDNAT(p, cur, ru, out.nat)
 		case outJump, outGoto:
 			target := cur.table.chains[out.chain]
 			if target == nil {
@@ -380,9 +418,12 @@ func (r *Ruleset) hookChains(v6 bool, slot int) []*chain {
 // the kernel runs them only for the first packet of a connection (later
 // packets reuse its mapping; untracked ones have none).
 func natFirstOnly(p *packet, chains []*chain) []*chain {
-	if p.kind == kindSYN {
+	if p.kind == kindSYN && (!p.xlat.Translated() || len(chains) == 0 || chains[0].hook != unix.NF_INET_PRE_ROUTING) {
 		return chains
 	}
+	// Once the SYN is translated, the nat chains after it on prerouting are
+	// skipped (nf_nat_inet_fn runs them only while the destination mapping
+	// is not set up).
 	var out []*chain
 	for _, c := range chains {
 		if c.typ != nftables.ChainTypeNAT {

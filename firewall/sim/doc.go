@@ -57,11 +57,35 @@
 // the mark) are unknown. A comparison that depends on an unknown bit, and any
 // expression that is not modelled (iptables-nft compat matches and targets
 // other than those listed below, verdict and data maps, concatenations,
-// fib, socket, limit, quota, connlimit, dynset, numgen, NAT in prerouting,
-// ...), makes the answer CannotTell with a Reason naming it, unless a later
+// fib, socket, limit, quota, connlimit, dynset, numgen, a DNAT other than
+// those below, SNAT, redirect, ...), makes the answer CannotTell with a Reason naming it, unless a later
 // comparison of the same rule certainly fails, or the rest of that rule has
 // no effect (no verdict, reject or NAT): then the rule is skipped as the
 // kernel would skip it either way. The simulator never guesses.
+//
+// # DNAT in prerouting (published ports, Docker)
+//
+// A DNAT in a nat chain on prerouting (reached from it through jumps too)
+// whose match can be decided and whose target is one address and one port
+// (native `dnat ip to 192.0.2.130:8080`, `dnat ip6 to [2001:db8:c::2]:8080`,
+// and iptables-nft's DNAT target revisions 0-2 as Docker makes it) is
+// followed: the SYN's destination is rewritten there, later chains see the
+// new one, and later nat chains on prerouting are skipped, as in the
+// kernel. Then the routing decision (Ruleset.SetRouter) sends it to input
+// (an address of this host) or through forward and postrouting toward the
+// new address, with the output interface known (Docker's `-o docker0`).
+// The packets after the SYN see the original destination in prerouting
+// chains before priority -100 and the translated one after it (at -100
+// itself: unknown); the answers of the host behind the DNAT come back
+// through prerouting, forward and postrouting from the translated source,
+// which is translated back at postrouting priority 100. `ct status dnat`,
+// `ct direction` and `ct original proto-dst` (cfguard's own forward chain)
+// are known. Result.DNAT names the translation, whatever the verdict. A
+// range of addresses or ports, a netmap, a port offset, a DNAT to
+// loopback (route_localnet), a DNAT in a chain tied with other base chains
+// of its priority, or a translated destination whose route is not known
+// is CannotTell with the reason. The predictions are checked against real
+// connections through a real DNAT to a third namespace (nat_test.go).
 //
 // # Ranges of source addresses
 //

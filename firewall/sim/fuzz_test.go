@@ -60,7 +60,27 @@ func fuzzSeeds() [][]byte {
 		ruleMsg(xtAttr(false, "multiport", 1, xtMultiportInfo(1, false, [2]uint16{80, 80}, [2]uint16{8000, 8100})), xtAttr(true, "REJECT", 0, make([]byte, 8))),
 		ruleMsg(xtAttr(false, "tcp", 0, make([]byte, 16)), xtAttr(false, "icmp6", 0, []byte{135, 0, 255, 0, 0, 0, 0, 0}), xtAttr(false, "hl", 0, make([]byte, 8))),
 		ruleMsg(xtAttr(false, "addrtype", 1, xtAddrtypeInfo(0, xtAddrtypeLocal, 0)), xtAttr(true, "LOG", 0, make([]byte, 32)), named("socket")),
+		ruleMsg(ctAttr(unix.NFT_CT_PROTO_DST, 0), xtAttr(true, "DNAT", 2, dnatInfo([]byte{192, 0, 2, 130}, 8080))),
 	}
+}
+
+// ctAttr is a ct expression as the kernel dumps it (the direction in one
+// byte, which google/nftables v0.3.0 cannot decode).
+func ctAttr(key uint32, dir byte) []byte {
+	be := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	data := append(append(nlattr(unix.NFTA_CT_DREG, be(1)), nlattr(unix.NFTA_CT_KEY, be(key))...), nlattr(unix.NFTA_CT_DIRECTION, []byte{dir})...)
+	return nlattr(unix.NFTA_LIST_ELEM, append(nlattr(unix.NFTA_EXPR_NAME, []byte("ct\x00")), nlattr(unix.NFTA_EXPR_DATA, data)...))
+}
+
+// dnatInfo is struct nf_nat_range2 for one address and one port.
+func dnatInfo(addr []byte, port uint16) []byte {
+	b := make([]byte, 48)
+	binary.NativeEndian.PutUint32(b, nfNATRangeMapIPs|nfNATRangeProtoSpecfied)
+	copy(b[4:], addr)
+	copy(b[20:], addr)
+	binary.BigEndian.PutUint16(b[36:], port)
+	binary.BigEndian.PutUint16(b[38:], port)
+	return b
 }
 
 // FuzzParseRuleMsg feeds raw rule messages to the simulator's own decoder:
@@ -76,6 +96,9 @@ func FuzzParseRuleMsg(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, exprs := parseRuleMsg(b)
 		for _, ke := range exprs {
+			for _, fam := range []byte{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6} {
+				rawExpr(fam, ke) // errors are fine; no panic
+			}
 			if ke.xt == nil {
 				continue
 			}
@@ -90,6 +113,7 @@ func FuzzParseRuleMsg(f *testing.F) {
 							src, dst = src6, dst6
 						}
 						p := newPacketKind(kind, src, dst, 443)
+						p.base = &chain{base: true, typ: nftables.ChainTypeNAT, hook: unix.NF_INET_PRE_ROUTING, table: &table{family: fam}}
 						for _, tr := range []ctTrack{ctTracked, ctNotYet, ctUnsure, ctUntracked} {
 							p.track = tr
 							evalXT(p, x)

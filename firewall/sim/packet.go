@@ -66,7 +66,32 @@ type packet struct {
 
 	curChain *chain // the rule being evaluated, for depAt
 	curRule  *rule
+	base     *chain // the base chain being run
+
+	// A DNAT in prerouting (nat.go): xlat is the translation (zero: none),
+	// origPort the destination port before it, viewXlat whether the chain
+	// being run sees the translated destination, fwdIf / fwdIndex the
+	// interface toward a forwarded destination, iif / oif which interface
+	// the packet arrives on and leaves through.
+	xlat      Translation
+	origPort  uint16
+	viewXlat  bool
+	forwarded bool
+	fwdIf     string
+	fwdIndex  uint32
+	iif, oif  ifView
+	// natUnknown: a DNAT rule could not be judged (Result.DNATUnknown).
+	natUnknown bool
 }
+
+// ifView is which interface a meta iif / oif key reads.
+type ifView int
+
+const (
+	ifNone ifView = iota // no such device: ifindex 0, name ""
+	ifCF                 // the interface Cloudflare's packets arrive on (Ruleset.SetInterface)
+	ifFwd                // the interface toward a DNAT'ed destination (Ruleset.SetRouter)
+)
 
 type ctTrack int
 
@@ -105,7 +130,8 @@ func newPacket(src, dst netip.Addr, port uint16) *packet {
 // discovery src is ignored: the neighbour's address is not known.
 func newPacketKind(kind packetKind, src, dst netip.Addr, port uint16) *packet {
 	p := &packet{kind: kind, v6: dst.Is6(), src: src, dst: dst, port: port, dep: -1,
-		l4: unix.IPPROTO_TCP, pkttype: packetHost, ctState: ctStateNew, afterCT: ctTracked}
+		l4: unix.IPPROTO_TCP, pkttype: packetHost, ctState: ctStateNew, afterCT: ctTracked,
+		origPort: port, iif: ifCF}
 	nd := kind == kindNSMulticast || kind == kindNSUnicast || kind == kindNA
 	if nd {
 		p.l4, p.afterCT, p.ctState, p.noIndex = unix.IPPROTO_ICMPV6, ctUntracked, 0, true
@@ -239,16 +265,56 @@ func (p *packet) meta(k expr.MetaKey, r *Ruleset) ([]byte, []byte, string) {
 	case expr.MetaKeyPKTTYPE:
 		return []byte{p.pkttype}, nil, ""
 	case expr.MetaKeyIIF, expr.MetaKeyIIFNAME, expr.MetaKeyOIF, expr.MetaKeyOIFNAME:
-		in := k == expr.MetaKeyIIF || k == expr.MetaKeyIIFNAME
-		if in == p.reply { // no such device: ifindex 0, name ""
+		v := p.oif
+		if k == expr.MetaKeyIIF || k == expr.MetaKeyIIFNAME {
+			v = p.iif
+		}
+		switch v {
+		case ifNone: // no such device: ifindex 0, name ""
 			if k == expr.MetaKeyIIFNAME || k == expr.MetaKeyOIFNAME {
 				return make([]byte, unix.IFNAMSIZ), nil, ""
 			}
 			return make([]byte, 4), nil, ""
+		case ifFwd:
+			return p.fwdMeta(k)
 		}
 		return p.ifMeta(k, r)
 	}
 	return make([]byte, 16), make([]byte, 16), "meta " + metaName(k) + " is not known in advance"
+}
+
+// fwdMeta is the interface toward a DNAT'ed destination.
+func (p *packet) fwdMeta(k expr.MetaKey) ([]byte, []byte, string) {
+	why := "the interface toward " + p.xlat.To.Addr().String() + " is not known"
+	switch k {
+	case expr.MetaKeyIIF, expr.MetaKeyOIF:
+		if p.fwdIf != "" {
+			return binary.NativeEndian.AppendUint32(nil, p.fwdIndex), nil, ""
+		}
+		return make([]byte, 4), make([]byte, 4), why
+	}
+	if p.fwdIf != "" {
+		b := make([]byte, unix.IFNAMSIZ)
+		copy(b, p.fwdIf)
+		return b, nil, ""
+	}
+	return make([]byte, unix.IFNAMSIZ), make([]byte, unix.IFNAMSIZ), why
+}
+
+// ifView reports whether the meta key reads an interface whose name is not
+// known (only that it is not lo).
+func (p *packet) ifUnknown(k expr.MetaKey, r *Ruleset) bool {
+	v := p.oif
+	if k == expr.MetaKeyIIF || k == expr.MetaKeyIIFNAME {
+		v = p.iif
+	}
+	switch v {
+	case ifCF:
+		return r.ifName == ""
+	case ifFwd:
+		return p.fwdIf == ""
+	}
+	return false
 }
 
 // ifMeta is the interface the packet arrives on (or, for a reply, leaves
@@ -294,8 +360,11 @@ func (p *packet) ct(k expr.CtKey, dir uint32) ([]byte, []byte, string) {
 		return []byte{p.l4}, nil, ""
 	case expr.CtKeyPROTODST:
 		if dir == ctDirOriginal {
-			return binary.BigEndian.AppendUint16(nil, p.port), nil, ""
+			return binary.BigEndian.AppendUint16(nil, p.origPort), nil, ""
 		}
+	case expr.CtKeySTATUS:
+		v, k := p.ctStatus()
+		return v, k, "ct status (other than dnat) is not known in advance"
 	}
 	return make([]byte, 16), make([]byte, 16), "ct " + ctName(k) + " is not known in advance"
 }
@@ -327,6 +396,7 @@ func (p *packet) kindNote() string {
 // the wire; its port is not known.
 func newReply(p *packet) *packet {
 	p.reply, p.noIndex, p.ctState = true, true, ctStateEstab
+	p.iif, p.oif = ifNone, ifCF
 	if p.v6 {
 		p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
 		p.nh, p.nhK = p.buf[0:40:40], p.buf[40:80:80]
@@ -379,6 +449,7 @@ func (p *packet) cfAddrOff() int {
 // postrouting, untracked, to an address that is not known).
 func newNAOut(p *packet) *packet {
 	p.reply, p.noIndex = true, true
+	p.iif, p.oif = ifNone, ifCF
 	p.l4, p.afterCT, p.ctState = unix.IPPROTO_ICMPV6, ctUntracked, 0
 	p.nfproto, p.ethertype = unix.NFPROTO_IPV6, unix.ETH_P_IPV6
 	p.nh, p.nhK = p.buf[0:40:40], p.buf[40:80:80]

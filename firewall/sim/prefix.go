@@ -136,7 +136,7 @@ func (r *Ruleset) prepare() {
 		r.bounds4, r.bounds6 = sortedAddrs(b4), sortedAddrs(b6)
 		for f, v6 := range []bool{false, true} {
 			r.hooks[f][0] = r.baseChains(v6, true, 0)
-			for _, h := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN, unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING} {
+			for _, h := range []nftables.ChainHook{unix.NF_INET_PRE_ROUTING, unix.NF_INET_LOCAL_IN, unix.NF_INET_FORWARD, unix.NF_INET_LOCAL_OUT, unix.NF_INET_POST_ROUTING} {
 				r.hooks[f][1+int(h)] = r.baseChains(v6, false, h)
 			}
 		}

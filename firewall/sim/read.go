@@ -36,12 +36,13 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 	}
 	var (
 		names  map[ruleKey][]kexpr
+		order  map[ruleKey][]uint64
 		legacy []string
 	)
 	err := inNetns(netnsFd, func() error {
 		var err error
 		legacy = legacyTables()
-		names, err = dumpExprNames(ctx)
+		names, order, err = dumpExprNames(ctx)
 		return err
 	})
 	if err != nil {
@@ -126,8 +127,12 @@ func Read(ctx context.Context, netnsFd int) (*Ruleset, error) {
 			t := &nftables.Table{Name: tb.name, Family: tb.family}
 			rules, err := c.GetRules(t, &nftables.Chain{Name: cn.name, Table: t})
 			if err != nil {
-				cn.bad = fmt.Sprintf("the rules of chain %s could not be read: %v", cn.name, err)
-				continue
+				// The library refuses a whole chain over one attribute it
+				// decodes wrongly (ct direction): decode the raw dump.
+				if rules, err = rawRules(tb.family, tb.name, cn.name, names, order); err != nil {
+					cn.bad = fmt.Sprintf("the rules of chain %s could not be read: %v", cn.name, err)
+					continue
+				}
 			}
 			for _, r := range rules {
 				ru := &rule{handle: r.Handle}
@@ -186,6 +191,7 @@ var decodedByLibrary = map[string]bool{
 type kexpr struct {
 	name string
 	xt   *xtRaw
+	data []byte // NFTA_EXPR_DATA, for rawRules
 }
 
 // mergeExprs puts an Unknown in every place where the kernel has an
@@ -265,14 +271,14 @@ func inNetns(fd int, fn func() error) error {
 
 // dumpExprNames dumps every rule of the namespace over a raw netlink
 // socket and returns the kernel's name of each of its expressions.
-func dumpExprNames(ctx context.Context) (map[ruleKey][]kexpr, error) {
+func dumpExprNames(ctx context.Context) (map[ruleKey][]kexpr, map[ruleKey][]uint64, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
+		return nil, nil, fmt.Errorf("netlink socket: %w", err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("netlink bind: %w", err)
+		return nil, nil, fmt.Errorf("netlink bind: %w", err)
 	}
 	wait := readTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
@@ -280,20 +286,22 @@ func dumpExprNames(ctx context.Context) (map[ruleKey][]kexpr, error) {
 	}
 	tv := unix.NsecToTimeval(wait.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, fmt.Errorf("netlink timeout: %w", err)
+		return nil, nil, fmt.Errorf("netlink timeout: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
-		names, interrupted, err := dumpOnce(fd, uint32(attempt+1))
+		names, order, interrupted, err := dumpOnce(fd, uint32(attempt+1))
 		if err != nil || !interrupted || attempt >= 3 {
-			return names, err
+			return names, order, err
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
 
-func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, bool, error) {
+// dumpOnce returns the expressions of every rule and, under the chain's key
+// with handle 0, the chain's rule handles in order.
+func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, map[ruleKey][]uint64, bool, error) {
 	req := make([]byte, unix.NLMSG_HDRLEN+4)
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE))
@@ -302,19 +310,20 @@ func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, bool, error) {
 	req[unix.NLMSG_HDRLEN] = unix.AF_UNSPEC
 	req[unix.NLMSG_HDRLEN+1] = unix.NFNETLINK_V0
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, false, fmt.Errorf("netlink send: %w", err)
+		return nil, nil, false, fmt.Errorf("netlink send: %w", err)
 	}
 	names := map[ruleKey][]kexpr{}
+	order := map[ruleKey][]uint64{}
 	interrupted := false
 	buf := make([]byte, 1<<16)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
-			return nil, false, fmt.Errorf("netlink receive: %w", err)
+			return nil, nil, false, fmt.Errorf("netlink receive: %w", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			return nil, false, fmt.Errorf("netlink parse: %w", err)
+			return nil, nil, false, fmt.Errorf("netlink parse: %w", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != seq {
@@ -325,14 +334,14 @@ func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, bool, error) {
 			}
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
-				return names, interrupted, nil
+				return names, order, interrupted, nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) >= 4 {
 					if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
-						return nil, false, fmt.Errorf("netlink dump: %w", unix.Errno(-e))
+						return nil, nil, false, fmt.Errorf("netlink dump: %w", unix.Errno(-e))
 					}
 				}
-				return names, interrupted, nil
+				return names, order, interrupted, nil
 			}
 			if len(m.Data) < 4 {
 				continue
@@ -340,6 +349,8 @@ func dumpOnce(fd int, seq uint32) (map[ruleKey][]kexpr, bool, error) {
 			k, exprs := parseRuleMsg(m.Data[4:])
 			k.family = nftables.TableFamily(m.Data[0])
 			names[k] = exprs
+			ck := ruleKey{k.family, k.table, k.chain, 0}
+			order[ck] = append(order[ck], k.handle)
 		}
 	}
 }
@@ -404,6 +415,7 @@ func parseRuleMsg(b []byte) (ruleKey, []kexpr) {
 				if ke.name == "match" || ke.name == "target" {
 					ke.xt = parseXT(data)
 				}
+				ke.data = append([]byte(nil), data...)
 				exprs = append(exprs, ke)
 			}
 		}

@@ -21,6 +21,7 @@ type field struct {
 	kind    kind
 	partial int    // bytes of an address loaded (a prefix), 0 for all
 	mask    []byte // a bitwise mask applied, if any
+	data    []byte // an immediate's value
 }
 
 type kind int
@@ -35,7 +36,9 @@ const (
 	kIfindex
 	kCtState
 	kDec
-	kHost32 // a 4-byte integer in host byte order (marks)
+	kHost32   // a 4-byte integer in host byte order (marks)
+	kCtDir    // ct direction: original / reply
+	kCtStatus // ct status bits (dnat, snat, ...)
 )
 
 // renderRule turns a rule's expressions into nft-like text, good enough
@@ -97,6 +100,15 @@ func renderRule(t *table, exprs []expr.Any) string {
 			if e.Key == expr.CtKeyMARK {
 				f.kind = kHost32
 			}
+			switch e.Key {
+			case expr.CtKeyDIRECTION:
+				f.kind = kCtDir
+			case expr.CtKeySTATUS:
+				f.kind = kCtStatus
+			case expr.CtKeySRC, expr.CtKeyDST, expr.CtKeyPROTOSRC, expr.CtKeyPROTODST:
+				// tuple keys name their direction: ct original proto-dst
+				f.name = "ct " + map[uint32]string{0: "original", 1: "reply"}[e.Direction] + " " + ctName(e.Key)
+			}
 			reg[e.Register] = f
 		case *expr.Payload:
 			if e.OperationType != expr.PayloadLoad {
@@ -113,7 +125,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 			f.mask = e.Mask
 			reg[e.DestRegister] = f
 		case *expr.Immediate:
-			reg[e.Register] = field{name: "0x" + fmt.Sprintf("%x", e.Data)}
+			reg[e.Register] = field{name: "0x" + fmt.Sprintf("%x", e.Data), data: e.Data}
 		case *expr.Cmp:
 			f := reg[e.Register]
 			if f.name == "meta nfproto" && e.Op == expr.CmpOpEq && len(e.Data) == 1 && e.Data[0] == unix.NFPROTO_IPV6 {
@@ -171,7 +183,7 @@ func renderRule(t *table, exprs []expr.Any) string {
 			out = append(out, "ct count …")
 		case *expr.NAT:
 			if e.Type == expr.NATTypeDestNAT {
-				out = append(out, "dnat to …")
+				out = append(out, "dnat "+natRegText(e, reg))
 			} else {
 				out = append(out, "snat to …")
 			}
@@ -225,6 +237,10 @@ func renderCmp(f field, op expr.CmpOp, data []byte) string {
 	if f.kind == kCtState && f.mask != nil && op == expr.CmpOpNeq && allZero(data) {
 		// `ct state established,related`: any of the mask's bits set
 		return f.name + " " + ctStates(f.mask)
+	}
+	if f.kind == kCtStatus && len(f.mask) == 4 && op == expr.CmpOpNeq && allZero(data) {
+		// `ct status dnat`: any of the mask's bits set
+		return f.name + " " + ctStatusNames(binary.NativeEndian.Uint32(f.mask))
 	}
 	if _, prefix := prefixLen(f.mask); f.mask != nil && f.kind == kAddr && !prefix {
 		if o == "" {
@@ -351,9 +367,13 @@ func formatValue(f field, d []byte) string {
 		if len(d) == 4 {
 			return ctStates(d)
 		}
-	case kHost32:
+	case kHost32, kCtStatus:
 		if len(d) == 4 {
 			return fmt.Sprintf("0x%08x", binary.NativeEndian.Uint32(d))
+		}
+	case kCtDir:
+		if len(d) == 1 && d[0] <= 1 {
+			return []string{"original", "reply"}[d[0]]
 		}
 	case kDec:
 		if len(d) <= 8 {
@@ -588,4 +608,49 @@ func rejectText(e *expr.Reject, v6 bool) string {
 
 func exthdrName(e *expr.Exthdr) string {
 	return fmt.Sprintf("exthdr type %d offset %d", e.Type, e.Offset)
+}
+
+// ctStatusNames names ct status bits as nft does (IPS_* of
+// linux/netfilter/nf_conntrack_common.h).
+func ctStatusNames(m uint32) string {
+	names := []string{"expected", "seen-reply", "assured", "confirmed", "snat", "dnat", "", "", "", "dying"}
+	var out []string
+	for i, n := range names {
+		if n != "" && m&(1<<i) != 0 {
+			out = append(out, n)
+			m &^= 1 << i
+		}
+	}
+	if m != 0 {
+		out = append(out, fmt.Sprintf("0x%x", m))
+	}
+	return strings.Join(out, ",")
+}
+
+// natRegText renders a dnat's target from the immediates that loaded its
+// registers: "ip to 192.0.2.130:8080", or "to …" when they are not known.
+func natRegText(e *expr.NAT, reg map[uint32]field) string {
+	var to natTo
+	if e.RegAddrMin != 0 {
+		a, ok := netip.AddrFromSlice(reg[e.RegAddrMin].data)
+		if !ok || (e.RegAddrMax != 0 && e.RegAddrMax != e.RegAddrMin) {
+			return "to …"
+		}
+		to.addr = a
+	}
+	if e.RegProtoMin != 0 {
+		d := reg[e.RegProtoMin].data
+		if len(d) < 2 || (e.RegProtoMax != 0 && e.RegProtoMax != e.RegProtoMin) {
+			return "to …"
+		}
+		to.port = binary.BigEndian.Uint16(d)
+	}
+	if !to.addr.IsValid() && to.port == 0 {
+		return "to …"
+	}
+	fam := "ip "
+	if e.Family == unix.NFPROTO_IPV6 {
+		fam = "ip6 "
+	}
+	return fam + "to " + natText(to)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +21,7 @@ const (
 	outGoto
 	outReturn
 	outCannotTell
+	outDNAT // the destination is translated (nat), which ends the chain
 )
 
 type outcome struct {
@@ -27,6 +29,7 @@ type outcome struct {
 	rst    bool // outReject: with a TCP reset (else an ICMP error)
 	chain  string
 	reason string
+	nat    natTo // outDNAT
 }
 
 // evalRule runs a rule's expressions over the packet. When a comparison
@@ -35,11 +38,16 @@ type outcome struct {
 // expression cannot be evaluated and the rest of the rule (from it on) has
 // no effect on the verdict, the rule is skipped: the kernel would move on
 // either way. Otherwise the rule is CannotTell.
-func (r *Ruleset) evalRule(p *packet, c *chain, ru *rule) outcome {
+func (r *Ruleset) evalRule(p *packet, c *chain, ru *rule) (out outcome) {
 	if ru.bad != "" {
 		return outcome{kind: outCannotTell, reason: ru.bad}
 	}
 	p.curChain, p.curRule = c, ru
+	defer func() {
+		if out.kind == outCannotTell && hasDNAT(ru.exprs) {
+			p.natUnknown = true
+		}
+	}()
 	var rg regs
 	pending := "" // why an earlier comparison could not be evaluated
 	for i, e := range ru.exprs {
@@ -145,14 +153,10 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		if !rg.set(e.Register, val, known, why) {
 			return unknownf("meta into an invalid register")
 		}
-		dev, devName := expr.MetaKeyIIF, expr.MetaKeyIIFNAME
-		if p.reply {
-			dev, devName = expr.MetaKeyOIF, expr.MetaKeyOIFNAME
-		}
-		if e.Key == dev && r.ifName == "" {
+		if (e.Key == expr.MetaKeyIIF || e.Key == expr.MetaKeyOIF) && p.ifUnknown(e.Key, r) {
 			rg.exclude(e.Register, binary.NativeEndian.AppendUint32(nil, loopbackIfindex), 4)
 		}
-		if e.Key == devName && r.ifName == "" {
+		if (e.Key == expr.MetaKeyIIFNAME || e.Key == expr.MetaKeyOIFNAME) && p.ifUnknown(e.Key, r) {
 			rg.exclude(e.Register, []byte("lo\x00"), 3)
 		}
 		return stContinue, outcome{}
@@ -296,7 +300,7 @@ func (r *Ruleset) evalExpr(p *packet, c *chain, rg *regs, e expr.Any) (step, out
 		return unknownf("named object %q (type %d) is not modelled", e.Name, e.Type)
 	case *expr.NAT:
 		if e.Type == expr.NATTypeDestNAT {
-			return unknownf("dnat in chain %s: the destination changes, which is not modelled", c.name)
+			return nativeDNAT(p, c, rg, e)
 		}
 		return unknownf("snat in chain %s is not modelled", c.name)
 	case *expr.Redir:
@@ -443,6 +447,11 @@ func evalXT(p *packet, e *xtExpr) (step, outcome) {
 			return stContinue, outcome{}
 		case xtReject:
 			return stVerdict, outcome{kind: outReject, rst: e.rst}
+		case xtNAT:
+			if c := p.base; c == nil || c.typ != nftables.ChainTypeNAT || c.hook != unix.NF_INET_PRE_ROUTING {
+				return unknownf("iptables-nft compat target \"DNAT\" outside a nat chain on prerouting is not modelled")
+			}
+			return dnatStep(e.nat)
 		}
 		return unknownf("%s", e.why)
 	}

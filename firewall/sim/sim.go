@@ -51,6 +51,13 @@ type Result struct {
 	// Packet is which packet of the exchange the result is about: the SYN,
 	// or (when the SYN is accepted) a packet that follows it.
 	Packet Packet
+	// DNAT is where a DNAT in prerouting sent the connection (zero when
+	// none did): the verdict is then about the path to that destination.
+	DNAT Translation
+	// DNATUnknown is set on a CannotTell about a DNAT (its match, its
+	// target, or where the new destination is routed): the connection may
+	// go elsewhere than the address checked.
+	DNATUnknown bool
 }
 
 // Packet names a packet of the exchange a connection from Cloudflare needs.
@@ -92,6 +99,7 @@ type Ruleset struct {
 
 	ifName  string
 	ifIndex uint32
+	router  func(netip.Addr) (Route, error)
 
 	prepOnce sync.Once // bounds, chain indexes and hooks
 	hooks    [2][1 + 1 + unix.NF_INET_POST_ROUTING][]*chain

@@ -57,6 +57,7 @@ const (
 	xtUnmodelled xtAction = iota
 	xtContinue            // LOG, NFLOG: the rule goes on, no verdict
 	xtReject              // REJECT
+	xtNAT                 // DNAT: nat is where to
 )
 
 // xtExpr is one compat expression with its decoded meaning.
@@ -72,6 +73,7 @@ type xtExpr struct {
 	// target: what it does; rst: a REJECT that answers with a TCP reset.
 	act xtAction
 	rst bool
+	nat natTo
 	// why is the reason for CannotTell (match == nil / act == xtUnmodelled).
 	why string
 	// text renders it, given the protocol of the rule's `-p` (or "").
@@ -134,6 +136,9 @@ var xtInfoSize = map[string]int{
 	"LOG/0":       32,  // xt_log_info
 	"NFLOG/0":     80,  // xt_nflog_info
 	"REJECT/0":    8,   // ipt_reject_info / ip6t_reject_info
+	"DNAT/0":      24,  // nf_nat_ipv4_multi_range_compat
+	"DNAT/1":      40,  // nf_nat_range
+	"DNAT/2":      48,  // nf_nat_range2
 }
 
 // decodeXT decodes a compat expression of a table of family fam.
@@ -147,8 +152,7 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 	key := name + "/" + strconv.Itoa(int(rev))
 	size, known := xtInfoSize[key]
 	switch {
-	case target && (name == "LOG" || name == "NFLOG" || name == "REJECT"),
-		!target && name != "LOG" && name != "NFLOG" && name != "REJECT":
+	case target && xtIsTarget(name), !target && !xtIsTarget(name):
 	default:
 		known = false
 	}
@@ -273,14 +277,21 @@ func decodeXT(fam nftables.TableFamily, target bool, name string, rev uint32, in
 	case "REJECT/0":
 		x.act, x.text, x.why = rejectTarget(fam, ne.Uint32(info))
 		x.rst = x.act == xtReject && x.text("") == "reject with tcp reset"
+	case "DNAT/0", "DNAT/1", "DNAT/2":
+		xtDNAT(x, fam, info)
 	}
 	return x
+}
+
+// xtIsTarget reports whether a decoded name is a target.
+func xtIsTarget(name string) bool {
+	return name == "LOG" || name == "NFLOG" || name == "REJECT" || name == "DNAT"
 }
 
 func xtKnownName(target bool, name string) bool {
 	for k := range xtInfoSize {
 		n, _, _ := strings.Cut(k, "/")
-		if n == name && target == (n == "LOG" || n == "NFLOG" || n == "REJECT") {
+		if n == name && target == xtIsTarget(n) {
 			return true
 		}
 	}

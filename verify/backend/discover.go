@@ -174,7 +174,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	if opts.NginxConfig != "" {
 		var master *proc
 		for _, p := range nginxMasters(ps) {
-			if nginxConfOf(p) == opts.NginxConfig {
+			if same, known := sameRoot(opts.ProcRoot, p.pid); nginxConfOf(p) == opts.NginxConfig && same && known {
 				master = p
 			}
 		}
@@ -192,6 +192,10 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 			}
 			seen[conf] = true
 			w, err := loadNginx(ctx, sys, opts.ProcRoot, conf, p, ps)
+			if errors.Is(err, errOtherRoot) {
+				findings = append(findings, otherRootFinding("nginx", p))
+				continue
+			}
 			if err != nil {
 				findings = append(findings, report.Finding{Severity: report.SeverityWarning,
 					Message: fmt.Sprintf("nginx (pid %d) runs with %s, which cannot be read: %v", p.pid, conf, err)})
@@ -206,7 +210,9 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 		var master *proc
 		for _, p := range apacheMasters(ps) {
 			if c, _ := apacheConfOf(p); c == opts.ApacheConfig {
-				master = p
+				if same, known := sameRoot(opts.ProcRoot, p.pid); same && known {
+					master = p
+				}
 			}
 		}
 		w, err := loadApache(ctx, opts.ApacheConfig, master, ps, opts.ProcRoot)
@@ -223,6 +229,10 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 			}
 			seen[conf] = true
 			w, err := loadApache(ctx, conf, p, ps, opts.ProcRoot)
+			if errors.Is(err, errOtherRoot) {
+				findings = append(findings, otherRootFinding("Apache", p))
+				continue
+			}
 			if err != nil {
 				findings = append(findings, report.Finding{Severity: report.SeverityWarning,
 					Message: fmt.Sprintf("Apache (pid %d) runs with %s, which cannot be read: %v", p.pid, conf, err)})
@@ -242,6 +252,11 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	for _, p := range ps {
 		conf, ok := fpmConfOf(p)
 		if !ok || seenFPM[conf] {
+			continue
+		}
+		if same, known := sameRoot(opts.ProcRoot, p.pid); known && !same {
+			// Its php-fpm.conf is a path in its own file system.
+			findings = append(findings, otherRootFinding("PHP-FPM", p))
 			continue
 		}
 		seenFPM[conf] = true
@@ -376,6 +391,17 @@ func nginxConfOf(p *proc) string {
 }
 
 func loadNginx(ctx context.Context, sys system, procRoot, conf string, master *proc, ps []*proc) (*webServer, error) {
+	// `nginx -T` runs only for a master in this host's file system: it
+	// opens (and creates) the log files its configuration names. For one
+	// whose root cannot be read the files are parsed instead.
+	dump := true
+	if master != nil {
+		same, known := sameRoot(procRoot, master.pid)
+		if known && !same {
+			return nil, errOtherRoot
+		}
+		dump = known
+	}
 	if _, err := os.Stat(conf); err != nil {
 		return nil, err
 	}
@@ -393,7 +419,11 @@ func loadNginx(ctx context.Context, sys system, procRoot, conf string, master *p
 	}
 	dctx, cancel := context.WithTimeout(ctx, NginxDumpTimeout)
 	defer cancel()
-	out, err := sys.nginxDump(dctx, bin, append([]string{"-T", "-q", "-c", conf}, extra...)...)
+	var out []byte
+	err := errOtherRoot
+	if dump && testWritesNothing(ctx, conf) {
+		out, err = sys.nginxDump(dctx, bin, append([]string{"-T", "-q", "-c", conf}, extra...)...)
+	}
 	var cfg *nginxconf.Config
 	if err == nil {
 		cfg, err = nginxconf.ParseDump(string(out))
@@ -463,6 +493,11 @@ func apacheConfOf(p *proc) (conf, root string) {
 }
 
 func loadApache(ctx context.Context, conf string, master *proc, ps []*proc, procRoot string) (*webServer, error) {
+	if master != nil {
+		if same, known := sameRoot(procRoot, master.pid); known && !same {
+			return nil, errOtherRoot // its configuration is in its own file system
+		}
+	}
 	env := apacheconf.ReadEnvvars(debianEnvvars)
 	root := ""
 	if master != nil {

@@ -19,6 +19,8 @@ type proc struct {
 	unit      string // the systemd unit from /proc/PID/cgroup, "" when none
 	userUnit  bool   // unit belongs to a user's service manager (under user@UID.service)
 	env       map[string]string
+	netns     string // "net:[4026531840]", "" when not read
+	scope     string // the container's cgroup scope ("docker-0123456789ab"), "" when none
 }
 
 // title is the command line as one string (nginx and php-fpm rewrite it).
@@ -41,8 +43,9 @@ func scanProcs(root string) (ps []*proc, denied int) {
 		if err != nil {
 			continue
 		}
+		ns := ""
 		if own != "" {
-			if ns, err := os.Readlink(filepath.Join(root, e.Name(), "ns", "net")); err == nil && ns != own {
+			if ns, err = os.Readlink(filepath.Join(root, e.Name(), "ns", "net")); err == nil && ns != own {
 				continue
 			}
 		}
@@ -53,6 +56,7 @@ func scanProcs(root string) (ps []*proc, denied int) {
 			}
 			continue
 		}
+		p.netns = ns
 		ps = append(ps, p)
 	}
 	return ps, denied
@@ -103,6 +107,7 @@ func readProc(root string, pid int) (*proc, error) {
 	}
 	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
 		p.unit, p.userUnit = cgroupUnit(string(cg))
+		p.scope = cgroupScope(string(cg))
 	}
 	return p, nil
 }
