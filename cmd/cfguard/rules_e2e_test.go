@@ -96,7 +96,7 @@ func TestVerifyRules(t *testing.T) {
 
 	// A token that may not read rules: one finding, the paths on the zone
 	// settings (flexible: port 80 only, all pass).
-	v.api.AddToken(cfapitest.Token{Value: "no-rules-token-0123456789", Permissions: []string{cfapitest.PermZoneRead, cfapitest.PermZoneSettingsRead, cfapitest.PermDNSRead}})
+	v.api.AddToken(cfapitest.Token{Value: "no-rules-token-0123456789", Permissions: []string{cfapitest.PermZoneRead, cfapitest.PermZoneSettingsRead, cfapitest.PermDNSRead, cfapitest.PermAnalyticsRead}})
 	out, errOut, code = v.verify("no-rules-token-0123456789", "--json", "--timeout", "3s")
 	rep = report.Report{}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
