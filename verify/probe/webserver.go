@@ -2,7 +2,11 @@ package probe
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // A fix names the directives of the web server that serves the target:
@@ -48,17 +52,68 @@ func serverOf(socks []Socket, t Target) string {
 	return other
 }
 
-// ServerFor reads the listening sockets and names the web server for t
-// ("" when none is known). Target.Server, when set, wins.
+// serverTTL is how long ServerFor keeps what it read for an address and
+// port of a network namespace: reading the sockets walks every process's
+// descriptors, which 10,000 failing paths on one origin must not do 10,000
+// times; a web server replaced meanwhile is seen after this long.
+const serverTTL = 10 * time.Second
+
+type serverKey struct {
+	netns uint64 // the inode of the calling thread's network namespace
+	at    netip.AddrPort
+}
+
+type serverSeen struct {
+	server string
+	at     time.Time
+}
+
+var serverCache = struct {
+	sync.Mutex
+	m map[serverKey]serverSeen
+}{m: map[serverKey]serverSeen{}}
+
+// ServerFor names the web server for t ("" when none is known) from the
+// listening sockets of the calling thread's network namespace, read at
+// most once per serverTTL for an address and port. Target.Server, when
+// set, wins.
 func ServerFor(t Target) string {
 	if t.Server != "" {
 		return t.Server
+	}
+	key := serverKey{netns: netnsInode(), at: netip.AddrPortFrom(t.Addr.Unmap(), uint16(t.Port))}
+	now := time.Now()
+	serverCache.Lock()
+	seen, ok := serverCache.m[key]
+	serverCache.Unlock()
+	if ok && now.Sub(seen.at) < serverTTL {
+		return seen.server
 	}
 	socks, err := ListeningSockets()
 	if err != nil {
 		return ""
 	}
-	return serverOf(socks, t)
+	server := serverOf(socks, t)
+	serverCache.Lock()
+	if len(serverCache.m) > maxServerCache {
+		clear(serverCache.m) // bounded: at most one entry per origin address and port
+	}
+	serverCache.m[key] = serverSeen{server, now}
+	serverCache.Unlock()
+	return server
+}
+
+// maxServerCache bounds ServerFor's cache.
+const maxServerCache = 4096
+
+// netnsInode identifies the calling thread's network namespace (0 when
+// /proc does not say).
+func netnsInode() uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // words are the directives of one web server for the fixes.

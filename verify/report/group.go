@@ -8,10 +8,14 @@ import (
 	"strings"
 )
 
-// pathsNamed is how many paths a group of the text output names before
-// "and N more": enough to see which sites a cause hits, bounded so that
-// 10,000 paths with one cause stay a screenful.
-const pathsNamed = 5
+// hostsNamed is how many hostnames a group of the text output names
+// before "and N more", and wheresNamed how many of one hostname's paths:
+// enough to see which sites a cause hits, bounded so that 10,000 paths
+// with one cause stay a screenful.
+const (
+	hostsNamed  = 5
+	wheresNamed = 4
+)
 
 // hostPlaceholder stands for each path's own hostname in a cause, fix,
 // evidence or warning shared by several paths.
@@ -30,10 +34,52 @@ type group struct {
 	rawCause, rawFix string
 	rawEvidence      []string
 	first            Path
-	named            []Path // the first pathsNamed paths
+	hosts            []*hostPaths    // the first hostsNamed hostnames
+	seen             map[string]bool // every hostname of the group
 	n                int
 	order            int // first appearance, for a stable order
 	last             int // the index of the last path counted, so a path counts once
+}
+
+// hostPaths is one hostname of a group and the first wheresNamed of its
+// paths ("https 192.0.2.1:443"); more counts the others.
+type hostPaths struct {
+	name   string
+	wheres []string
+	more   int
+	first  Path     // its first path in the group (its edge counts are the hostname's)
+	rules  []string // the rules that changed its paths, at most rulesNamed
+}
+
+// rulesNamed bounds the rules named under one hostname of a group.
+const rulesNamed = 4
+
+// count adds p to the group's hostnames: O(hostsNamed) a path.
+func (g *group) count(p Path) {
+	if g.seen == nil {
+		g.seen = map[string]bool{}
+	}
+	if !g.seen[p.Hostname] {
+		g.seen[p.Hostname] = true
+		if len(g.hosts) < hostsNamed {
+			g.hosts = append(g.hosts, &hostPaths{name: p.Hostname, first: p})
+		}
+	}
+	for _, h := range g.hosts {
+		if h.name == p.Hostname {
+			for _, r := range p.Rules {
+				if len(h.rules) < rulesNamed && !slices.Contains(h.rules, r) {
+					h.rules = append(h.rules, r)
+				}
+			}
+			if len(h.wheres) < wheresNamed {
+				h.wheres = append(h.wheres, where(p))
+			} else {
+				h.more++
+			}
+			return
+		}
+	}
 }
 
 type groupKind int
@@ -68,9 +114,7 @@ func groupPaths(paths []Path) []*group {
 		}
 		g.last = i
 		g.n++
-		if len(g.named) < pathsNamed {
-			g.named = append(g.named, p)
-		}
+		g.count(p)
 	}
 	for i, p := range paths {
 		cause, fix := abstractHost(p.Cause, p.Hostname), abstractHost(p.Fix, p.Hostname)
@@ -138,39 +182,64 @@ func writeGroup(b *strings.Builder, p painter, g *group) {
 }
 
 // writeOn names the paths of a group: "on www.example.com https
-// 192.0.2.1:443", or "on 12 paths:" and the first pathsNamed, one a line,
-// then how many more.
+// 192.0.2.1:443"; or "on 12 paths of 8 hostnames:", then the first
+// hostsNamed hostnames, one a line with their paths, then how many more.
 func writeOn(b *strings.Builder, p painter, g *group) {
 	if g.n == 1 {
 		fmt.Fprintf(b, "    on %s\n", pathName(g.first))
-		writePathNotes(b, p, g, g.first, "      ")
+		writeNotes(b, p, g, g.first, g.first.Rules, "      ")
 		return
 	}
-	fmt.Fprintf(b, "    on %d paths:\n", g.n)
-	width := 0
-	for _, p := range g.named {
-		width = max(width, len(p.Hostname))
+	if len(g.seen) == g.n {
+		fmt.Fprintf(b, "    on %d paths:\n", g.n)
+	} else {
+		fmt.Fprintf(b, "    on %d paths of %s:\n", g.n, plural(len(g.seen), "hostname"))
 	}
-	for _, path := range g.named {
-		fmt.Fprintf(b, "      %-*s %s\n", width, path.Hostname, strings.TrimPrefix(pathName(path), path.Hostname+" "))
-		writePathNotes(b, p, g, path, "        ")
+	width, listed := 0, 0
+	for _, h := range g.hosts {
+		width = max(width, len(h.name))
 	}
-	if more := g.n - len(g.named); more > 0 {
-		noun := "paths"
-		if more == 1 {
-			noun = "path"
+	for _, h := range g.hosts {
+		w := strings.Join(h.wheres, ", ")
+		if h.more > 0 {
+			w += fmt.Sprintf(" and %d more", h.more)
 		}
-		fmt.Fprintf(b, "      and %d more %s (--json lists every path)\n", more, noun)
+		fmt.Fprintf(b, "      %-*s %s\n", width, h.name, w)
+		writeNotes(b, p, g, h.first, h.rules, "        ")
+		listed += len(h.wheres) + h.more
 	}
+	if hidden := len(g.seen) - len(g.hosts); hidden > 0 {
+		paths := ""
+		if g.n-listed != hidden {
+			paths = plural(g.n-listed, "path") + "; "
+		}
+		fmt.Fprintf(b, "      and %d more %s (%s--json lists every path)\n", hidden, nouns(hidden, "hostname"), paths)
+	}
+}
+
+// plural is "1 path", "2 paths".
+func plural(n int, noun string) string { return fmt.Sprintf("%d %s", n, nouns(n, noun)) }
+
+func nouns(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 // pathName is "www.example.com https 192.0.2.1:443", or
 // "gone.example.com CNAME" for a path that has no origin address.
 func pathName(p Path) string {
+	return strings.TrimSpace(p.Hostname + " " + where(p))
+}
+
+// where is a path without its hostname: "https 192.0.2.1:443", or the
+// record type for a path that has no origin address.
+func where(p Path) string {
 	if p.OriginIP == "" {
-		return strings.TrimSpace(p.Hostname + " " + p.RecordType)
+		return p.RecordType
 	}
-	return fmt.Sprintf("%s %s %s", p.Hostname, p.Scheme, hostPort(p.OriginIP, p.Port))
+	return fmt.Sprintf("%s %s", p.Scheme, hostPort(p.OriginIP, p.Port))
 }
 
 // abstractHost replaces host in s by hostPlaceholder where it stands as a
@@ -203,18 +272,18 @@ func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*'
 }
 
-// writePathNotes writes under a path named in a group what is its own, not
-// the group's: the rules that changed it, and for a failure what
-// Cloudflare's edge served its hostname.
-func writePathNotes(b *strings.Builder, p painter, g *group, path Path, indent string) {
+// writeNotes writes under a hostname of a group what is its own, not the
+// group's: the rules that changed its paths, and for a failure what
+// Cloudflare's edge served it.
+func writeNotes(b *strings.Builder, p painter, g *group, first Path, rules []string, indent string) {
 	if g.kind == groupWarning {
 		return
 	}
-	for _, r := range path.Rules {
+	for _, r := range rules {
 		fmt.Fprintf(b, "%s%s\n", indent, p.paint(ansiDim, "· as changed by "+r))
 	}
 	if g.kind == groupFail {
-		if note := edgeNote(path); note != "" {
+		if note := edgeNote(first); note != "" {
 			fmt.Fprintf(b, "%s%s\n", indent, note)
 		}
 	}

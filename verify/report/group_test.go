@@ -102,7 +102,7 @@ func TestGroupBounded(t *testing.T) {
       h00002.example.com https 192.0.2.1:443
       h00003.example.com https 192.0.2.1:443
       h00004.example.com https 192.0.2.1:443
-      and 9995 more paths (--json lists every path)
+      and 9995 more hostnames (--json lists every path)
 
 ! warning: the certificate for <hostname> expires in 9 days
     on 10000 paths:
@@ -111,7 +111,7 @@ func TestGroupBounded(t *testing.T) {
       h00002.example.com https 192.0.2.1:443
       h00003.example.com https 192.0.2.1:443
       h00004.example.com https 192.0.2.1:443
-      and 9995 more paths (--json lists every path)
+      and 9995 more hostnames (--json lists every path)
 
 10000 of 10000 paths would fail: 10000 × 526
 `
@@ -157,8 +157,8 @@ func TestGroupOrder(t *testing.T) {
 	var got []string
 	for _, g := range groups {
 		var names []string
-		for _, p := range g.named {
-			names = append(names, p.Hostname)
+		for _, h := range g.hosts {
+			names = append(names, h.name)
 		}
 		got = append(got, fmt.Sprintf("%d %d %s: %s (%d)", g.kind, g.status, g.cause, strings.Join(names, ","), g.n))
 	}
@@ -188,5 +188,38 @@ func BenchmarkWriteText10k(b *testing.B) {
 		if err := WriteText(&buf, r, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGroupNamesHostnames: a group lists hostnames, each with its paths
+// (at most wheresNamed, then how many more), at most hostsNamed of them,
+// then how many hostnames and paths more.
+func TestGroupNamesHostnames(t *testing.T) {
+	var paths []Path
+	at := func(host string, port int, ip string) {
+		paths = append(paths, Path{Hostname: host, RecordType: "A", OriginIP: ip, Port: port, Scheme: "https", Status: 502, Stage: StageUpstream, Cause: "down", Fix: "start it"})
+	}
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1", "2001:db8::2", "2001:db8::3"} {
+		at("a.example.com", 443, ip)
+	}
+	for _, h := range []string{"b", "c", "d", "e", "f"} {
+		at(h+".example.com", 443, "192.0.2.1")
+	}
+	at("f.example.com", 8443, "192.0.2.1")
+	at("b.example.com", 8443, "192.0.2.1") // b is listed: its second path joins it
+	var b strings.Builder
+	writeGroups(&b, painter(false), paths)
+	want := `✘ 502  upstream     down
+    fix: start it
+    on 13 paths of 6 hostnames:
+      a.example.com https 192.0.2.1:443, https 192.0.2.2:443, https 192.0.2.3:443, https [2001:db8::1]:443 and 2 more
+      b.example.com https 192.0.2.1:443, https 192.0.2.1:8443
+      c.example.com https 192.0.2.1:443
+      d.example.com https 192.0.2.1:443
+      e.example.com https 192.0.2.1:443
+      and 1 more hostname (2 paths; --json lists every path)
+`
+	if d := cmp.Diff(want, b.String()); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }
