@@ -206,17 +206,23 @@ func (f *fakeFirewall) Check(_ context.Context, addr netip.Addr, port int, _ []n
 	return o
 }
 
-// fakeUpstream answers per "host:port".
+// fakeUpstream answers per "host:port", and keeps the request each was
+// asked about (sent).
 type fakeUpstream struct {
 	mu       sync.Mutex
 	outcomes map[string]report.Outcome
 	calls    int
+	sent     map[string]probemark.Mark
 }
 
-func (f *fakeUpstream) Analyze(_ context.Context, _ netip.Addr, port int, host, _ string, httpStatus int, _ probemark.Mark) report.Outcome {
+func (f *fakeUpstream) Analyze(_ context.Context, _ netip.Addr, port int, host, _ string, httpStatus int, sent probemark.Mark) report.Outcome {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	if f.sent == nil {
+		f.sent = map[string]probemark.Mark{}
+	}
+	f.sent[fmt.Sprintf("%s:%d", host, port)] = sent
 	o := f.outcomes[fmt.Sprintf("%s:%d", host, port)]
 	return o
 }

@@ -221,7 +221,10 @@ func (a *Analyzer) Analyze(ctx context.Context, addr netip.Addr, port int, host,
 		ownEntries, looked = a.ownLines(ctx, rt, sent)
 	}
 	own := ownCounts(ownEntries)
-	out.Evidence = append(out.Evidence, a.ownEvidence(rt, sent, ownEntries, looked)...)
+	// 520 and up are the probe's own verdicts (no answer, or none in
+	// time): the web server may not have finished the request, so its
+	// silence says nothing.
+	out.Evidence = append(out.Evidence, a.ownEvidence(rt, sent, ownEntries, looked && httpStatus < 520)...)
 	var failing []target
 	var failRes []probeResult
 	out.Warnings = append(out.Warnings, a.readUnits(ctx, rt)...)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,11 +68,11 @@ type Analyzer struct {
 	webs   []*webServer
 	fpms   []*fpmInstance
 	counts []logs.Count // the visitors' lines of the window (verify's own left out)
-	// ownEarlier is how many lines of the window were about verify's own
+	// ownEarlier tallies the lines of the window about verify's own
 	// earlier requests (left out of counts); tails read on from where
 	// discovery stopped, to find what this run's requests caused
 	// (readback.go).
-	ownEarlier int
+	ownEarlier []logs.Count
 	tails      map[string]*logTail
 	systemd    bool // the service manager is systemd (sd_booted)
 	sys        system
@@ -344,8 +345,9 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 		unreadable = append(unreadable, "the kernel log")
 	}
 	entries = append(entries, kern...)
-	visitors, own := logs.Visitors(entries)
-	a.counts, a.ownEarlier = logs.Tally(visitors), own
+	visitors, _ := logs.Visitors(entries)
+	a.counts = logs.Tally(visitors)
+	a.ownEarlier = logs.Tally(slices.DeleteFunc(slices.Clone(entries), func(e logs.Entry) bool { return e.Probe == "" }))
 
 	// The host.
 	findings = append(findings, readHost(opts.ProcRoot).findings()...)

@@ -85,8 +85,14 @@ func (a *Analyzer) ownEvidence(rt *route, sent probemark.Mark, own []logs.Entry,
 	if len(own) == 0 && looked {
 		out = append(out, fmt.Sprintf("%s logged nothing for verify's own request (probe %s) in its error log", rt.web.kind, sent.ID))
 	}
-	if a.ownEarlier > 0 {
-		out = append(out, fmt.Sprintf("left out of the visitors' counts: %s about verify's own earlier requests (Referer %s)", lineCount(a.ownEarlier), probemark.Referer("…")))
+	earlier := 0
+	for _, c := range a.ownEarlier {
+		if a.countMatches(rt, c) {
+			earlier += c.N
+		}
+	}
+	if earlier > 0 {
+		out = append(out, fmt.Sprintf("left out of the visitors' counts: %s about verify's own earlier requests (Referer %s)", lineCount(earlier), probemark.Referer("…")))
 	}
 	return out
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cfguard/cfguard/verify/backend/fastcgi"
+	"github.com/cfguard/cfguard/verify/probemark"
 )
 
 // probeKind is what a probe of one backend address found.
@@ -300,7 +301,10 @@ func probeHTTP(ctx context.Context, dial func() (net.Conn, probeResult), scheme,
 		conn = tc
 	}
 	start := time.Now()
-	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: cfguard\r\nConnection: close\r\n\r\n"
+	// Marked as verify's (probemark): a backend that is itself a web
+	// server whose log is read (nginx in front of Apache) keeps it out of
+	// the visitors' counts.
+	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: cfguard\r\nReferer: " + probemark.Referer(probemark.New()) + "\r\nConnection: close\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
 		return classifyIO(err)
 	}

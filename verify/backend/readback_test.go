@@ -101,3 +101,30 @@ func TestLogTail(t *testing.T) {
 		t.Errorf("a log that is gone is readable")
 	}
 }
+
+// BenchmarkReadBack: finding one request's line in what an nginx error log
+// grew by during a run: 1,000 visitors' lines and 1,000 of verify's
+// requests, each looked up once (the first lookup reads the file).
+func BenchmarkReadBack(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "error.log")
+	line := `2026/12/02 06:08:36 [crit] 27257#27257: *1 connect() to unix:/run/php/php8.2-fpm.sock failed (2: No such file or directory) while connecting to upstream, client: 127.0.0.1, server: example.test, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "example.test"`
+	os.WriteFile(p, nil, 0o644)
+	var text []byte
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = probemark.New()
+		text = append(text, line+"\n"...)
+		text = append(text, line+`, referrer: "`+probemark.Referer(ids[i])+`"`+"\n"...)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tl := newTail(logs.Nginx, p)
+		os.WriteFile(p, text, 0o644)
+		for _, id := range ids {
+			if es, _ := tl.lines(probemark.Mark{ID: id}); len(es) != 1 {
+				b.Fatalf("%s: %d lines", id, len(es))
+			}
+		}
+		os.WriteFile(p, nil, 0o644)
+	}
+}
