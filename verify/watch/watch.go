@@ -242,6 +242,12 @@ func (w *Watcher) Run(ctx context.Context, notify func(state string)) error {
 			w.log.Debug("systemd reports a change of a unit the watch depends on: checking now", "unit", u)
 		case <-soon:
 		}
+		if ctx.Err() != nil {
+			// A tick and the end of ctx were both ready: the end wins.
+			notify("STOPPING=1")
+			w.stop()
+			return nil
+		}
 		soon = nil
 		w.Step(ctx)
 		last = time.Now()
