@@ -259,7 +259,7 @@ func unexplainedEdge(zone, host string, e *report.EdgeCounts) (report.Finding, b
 	}
 	return report.Finding{Severity: report.SeverityWarning, Zone: zone, Hostname: host,
 		Message: msg,
-		Fix: "What else it could be — " + strings.Join(causes, "; ") + "."}, true
+		Fix:     "What else it could be — " + strings.Join(causes, "; ") + "."}, true
 }
 
 // edgeCause says what an edge status can be when the origin looks fine
