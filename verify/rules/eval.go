@@ -8,6 +8,11 @@ import (
 	"strings"
 )
 
+// maxValueLen bounds a string built while evaluating (Cloudflare's whole
+// expression is at most 4,096 characters), so that a wildcard or a regular
+// expression never runs over more.
+const maxValueLen = 4096
+
 // Truth is the value of an expression for one hostname.
 type Truth int8
 
@@ -238,6 +243,9 @@ func evalCall(v *value, env Env) val {
 			s, ok := str(i)
 			if !ok {
 				return bad
+			}
+			if b.Len()+len(s) > maxValueLen {
+				return val{why: []string{fmt.Sprintf("concat() of more than %d bytes", maxValueLen)}}
 			}
 			b.WriteString(s)
 		}
