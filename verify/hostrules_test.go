@@ -92,6 +92,16 @@ func TestRunRules(t *testing.T) {
 			only:    `only for the requests that Origin Rule "api by path" (ruleset rs-origin, rule id o2) matches (on http.request.uri.path); the others take the path without it`,
 		},
 		{
+			name: "a rule on the path that only changes the SSL mode: a warning on the path, no second path of the same port",
+			zone: withRules(zoneWith("example.com", full, a("www.example.com", "192.0.2.1")),
+				cloudflare.Rules{Config: []cloudflare.Rule{cfgRule("c2", "admin strict", `http.request.uri.path eq "/admin"`, ModeStrict)}}),
+			want: []string{
+				"www.example.com A 192.0.2.1 80/http ok 200 http",
+				"www.example.com A 192.0.2.1 443/https ok 200 http",
+			},
+			warning: `depends on the request: Configuration Rule "admin strict" (ruleset rs-config, rule id c2) matches on http.request.uri.path; the requests it matches get SSL mode strict, the others this path`,
+		},
+		{
 			name: "an Origin Rule's origin host: the paths go to that host's address",
 			zone: withRules(zoneWith("example.com", strictSettings(), a("shop.example.com", "192.0.2.1"), a("backend.example.com", "192.0.2.7")),
 				cloudflare.Rules{Origin: []cloudflare.Rule{routeRule("o3", "shop to backend", `http.host eq "shop.example.com"`,

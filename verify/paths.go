@@ -56,7 +56,11 @@ func pathsFor(entries []entry) []job {
 			if e.override != nil && e.override.Port > 0 {
 				h.port = e.override.Port // an Origin Rule's port, for either scheme
 			}
-			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme, e.only)
+			// An alternative (e.only) on the port, address and scheme of a
+			// path already made stays a warning on that path: one path per
+			// hostname, address, port and scheme, as metrics and watch
+			// key them.
+			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme)
 			if seen[k] {
 				continue
 			}
