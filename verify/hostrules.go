@@ -90,7 +90,7 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 	if len(byZone) == 0 {
 		return entries
 	}
-	ap := &applier{r: r, zds: zds, rerouted: map[string]bool{}}
+	ap := &applier{r: r, zds: zds, rerouted: map[string]bool{}, plans: map[string]plan{}}
 	var out []entry
 	for _, e := range entries {
 		rs, ok := byZone[e.zone]
@@ -98,8 +98,13 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 			out = append(out, e)
 			continue
 		}
-		out = append(out, ap.with(ctx, e, rules.For(rs, e.hostname), "")...)
-		for _, alt := range rules.Alternatives(rs, e.hostname) {
+		pl, ok := ap.plans[e.zone+" "+e.hostname]
+		if !ok {
+			pl.base, pl.alts = rules.Plan(rs, e.hostname)
+			ap.plans[e.zone+" "+e.hostname] = pl
+		}
+		out = append(out, ap.with(ctx, e, pl.base, "")...)
+		for _, alt := range pl.alts {
 			out = append(out, ap.with(ctx, e, alt.Override, alt.Only())...)
 		}
 	}
@@ -111,6 +116,12 @@ type applier struct {
 	zds      []zoneData
 	byName   map[string][]cloudflare.Record
 	rerouted map[string]bool // zone, hostname and alternative already rerouted
+	plans    map[string]plan // by zone and hostname (a hostname has an entry per address)
+}
+
+type plan struct {
+	base rules.Override
+	alts []rules.Alternative
 }
 
 // with is e under ov; only is the sentence of an alternative ("" for what
