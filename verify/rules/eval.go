@@ -210,7 +210,9 @@ func evalCall(v *value, env Env) val {
 		}
 		return "", false
 	}
-	bad := func() val { return val{why: []string{fmt.Sprintf("%s() with arguments verify does not understand", v.s)}} }
+	bad := func() val {
+		return val{why: []string{fmt.Sprintf("%s() with arguments verify does not understand", v.s)}}
+	}
 	switch v.s {
 	case "lower", "upper":
 		s, ok := str(0)
