@@ -100,7 +100,10 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 		}
 		pl, ok := ap.plans[e.zone+" "+e.hostname]
 		if !ok {
-			pl.base, pl.alts = rules.Plan(rs, e.hostname)
+			// A wildcard record is judged for the name it is probed
+			// with, one that has no record of its own (probeHost): the
+			// rules see that name as http.host.
+			pl.base, pl.alts = rules.Plan(rs, probeHost(e.hostname))
 			ap.plans[e.zone+" "+e.hostname] = pl
 		}
 		out = append(out, ap.with(ctx, e, pl.base, "")...)

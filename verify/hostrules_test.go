@@ -118,6 +118,19 @@ func TestRunRules(t *testing.T) {
 			evidence: "Cloudflare connects to 192.0.2.7 (an address of backend.example.com), not to the record of shop.example.com",
 		},
 		{
+			name: "a wildcard record: the rules see the name it is probed with (no record of its own)",
+			zone: withRules(zoneWith("example.com", full, a("*.example.com", "192.0.2.1")),
+				cloudflare.Rules{Origin: []cloudflare.Rule{
+					routeRule("o4", "api only", `http.host eq "api.example.com"`, func(r *cloudflare.Rule) { r.OriginPort = 8443 }),
+					routeRule("o5", "all subdomains", `ends_with(http.host, ".example.com")`, func(r *cloudflare.Rule) { r.OriginPort = 2053 }),
+				}}),
+			want: []string{
+				"*.example.com A 192.0.2.1 2053/http ok 200 http",
+				"*.example.com A 192.0.2.1 2053/https ok 200 http",
+			},
+			rules: []string{`Origin Rule "all subdomains" (ruleset rs-origin, rule id o5)`},
+		},
+		{
 			name: "an origin host that does not resolve: 530 (1016)",
 			zone: withRules(zoneWith("example.com", strictSettings(), a("shop.example.com", "192.0.2.1")),
 				cloudflare.Rules{Page: []cloudflare.PageRule{{ID: "p1", Target: "shop.example.com/*", Status: "active", ResolveOverride: "gone.example.com"}}}),
