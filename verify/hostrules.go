@@ -106,9 +106,9 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 			pl.base, pl.alts = rules.Plan(rs, probeHost(e.hostname))
 			ap.plans[e.zone+" "+e.hostname] = pl
 		}
-		out = append(out, ap.with(ctx, e, pl.base, "")...)
+		out = append(out, ap.with(ctx, e, pl.base, "", "")...)
 		for _, alt := range pl.alts {
-			out = append(out, ap.with(ctx, e, alt.Override, alt.Only())...)
+			out = append(out, ap.with(ctx, e, alt.Override, alt.Only(), alt.Rule.String())...)
 		}
 	}
 	return out
@@ -129,11 +129,11 @@ type plan struct {
 
 // with is e under ov; only is the sentence of an alternative ("" for what
 // every request gets).
-func (ap *applier) with(ctx context.Context, e entry, ov rules.Override, only string) []entry {
+func (ap *applier) with(ctx context.Context, e entry, ov rules.Override, only, onlyRule string) []entry {
 	if len(ov.Applied) == 0 && len(ov.Depends) == 0 && only == "" {
 		return []entry{e}
 	}
-	e.override, e.only = &ov, only
+	e.override, e.only, e.onlyRule = &ov, only, onlyRule
 	if ov.SSL != "" {
 		e.settings.SSL = ov.SSL
 	}
@@ -193,11 +193,12 @@ func recordsByName(zds []zoneData) map[string][]cloudflare.Record {
 func (j job) ruleNotes() (evidence, warnings, refs []string) {
 	ov := j.override
 	if ov == nil {
-		return nil, nil, nil
+		return nil, j.notes, nil
 	}
 	if j.only != "" {
 		warnings = append(warnings, j.only)
 	}
+	warnings = append(warnings, j.notes...)
 	for _, a := range ov.Applied {
 		evidence = append(evidence, a.String())
 		refs = append(refs, a.Ref.String())

@@ -99,7 +99,7 @@ func TestRunRules(t *testing.T) {
 				"www.example.com A 192.0.2.1 80/http ok 200 http",
 				"www.example.com A 192.0.2.1 443/https ok 200 http",
 			},
-			warning: `depends on the request: Configuration Rule "admin strict" (ruleset rs-config, rule id c2) matches on http.request.uri.path; the requests it matches get SSL mode strict, the others this path`,
+			warning: `the requests that Configuration Rule "admin strict" (ruleset rs-config, rule id c2) matches are not walked separately: they reach the same address, port and scheme`,
 		},
 		{
 			name: "an Origin Rule's origin host: the paths go to that host's address",
