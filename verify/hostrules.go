@@ -37,19 +37,19 @@ func (r *runner) readRules(ctx context.Context, z cloudflare.Zone) cloudflare.Ru
 // rules the token could not read, in which zones, and what to grant.
 func unreadRulesFinding(zds []zoneData) (report.Finding, bool) {
 	var whats, needs, zones, said []string
+	add := func(ss *[]string, s string) {
+		if !slices.Contains(*ss, s) {
+			*ss = append(*ss, s)
+		}
+	}
 	for _, zd := range zds {
 		for _, u := range zd.rules.Unread {
-			if !slices.Contains(whats, u.What) {
-				whats = append(whats, u.What)
-			}
-			if !slices.Contains(needs, "Zone → "+u.Need) {
-				needs = append(needs, "Zone → "+u.Need)
-			}
-			if !slices.Contains(zones, zd.zone.Name) {
-				zones = append(zones, zd.zone.Name)
-			}
-			if e, ok := u.Err.(*cloudflare.Error); ok && e.Kind != cloudflare.KindPermission {
-				said = append(said, fmt.Sprintf("%s of %s: %v", u.What, zd.zone.Name, e))
+			add(&whats, u.What)
+			add(&zones, zd.zone.Name)
+			if e, ok := u.Err.(*cloudflare.Error); ok && e.Kind == cloudflare.KindPermission {
+				add(&needs, "Zone → "+u.Need)
+			} else {
+				said = append(said, fmt.Sprintf("%s of %s: %v", u.What, zd.zone.Name, u.Err))
 			}
 		}
 	}
@@ -57,13 +57,12 @@ func unreadRulesFinding(zds []zoneData) (report.Finding, bool) {
 		return report.Finding{}, false
 	}
 	msg := fmt.Sprintf("%s not read (zones: %s); the paths assume the zone settings for them", joinAnd(whats), strings.Join(zones, ", "))
-	fix := "Give the API token " + strings.Join(needs, ", ") + " (read-only), or ignore this if the zones use no such rules."
 	if len(said) > 0 {
 		msg += " — " + strings.Join(said, "; ")
-		fix = ""
-		if len(said) < len(whats)*len(zones) {
-			fix = "Where the token lacks it, give it " + strings.Join(needs, ", ") + " (read-only)."
-		}
+	}
+	fix := ""
+	if len(needs) > 0 {
+		fix = "Give the API token " + strings.Join(needs, ", ") + " (read-only), or ignore this if the zones use no such rules."
 	}
 	return report.Finding{Severity: report.SeverityWarning, Message: msg, Fix: fix}, true
 }

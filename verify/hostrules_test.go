@@ -231,6 +231,26 @@ func TestRunRulesUnread(t *testing.T) {
 	}
 }
 
+// A kind of rules the API would not give for another reason: the line
+// says what Cloudflare answered, with no permission to grant.
+func TestRunRulesUnreadOther(t *testing.T) {
+	rs := cloudflare.Rules{Unread: []cloudflare.Unread{{What: "Page Rules", Need: cloudflare.PermPageRulesRead,
+		Err: &cloudflare.Error{Kind: cloudflare.KindAPI, What: "read the Page Rules", Status: 500, Code: 10001, APIMessage: "Internal error"}}}}
+	f := newFixture(withRules(zoneWith("a.example", strictSettings(), a("a.example", "192.0.2.1")), rs))
+	rep := f.run(t)
+	var got []report.Finding
+	for _, fd := range rep.Findings {
+		if strings.Contains(fd.Message, "not read") {
+			got = append(got, fd)
+		}
+	}
+	want := []report.Finding{{Severity: report.SeverityWarning,
+		Message: "Page Rules not read (zones: a.example); the paths assume the zone settings for them — Page Rules of a.example: cannot read the Page Rules: Cloudflare answered 10001 Internal error"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}
+
 // Rules that cannot be read at all are a warning for the zone; the run goes on.
 func TestRunRulesError(t *testing.T) {
 	z := zoneWith("example.com", strictSettings(), a("www.example.com", "192.0.2.1"))
