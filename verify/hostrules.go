@@ -15,9 +15,11 @@ import (
 // The per-hostname rules (Configuration Rules, Origin Rules, Page Rules):
 // each entry gets what the rules that match every request to its hostname
 // change — the SSL mode, the destination port, the address connected to,
-// the Host header and the SNI — and the rules that match only some
-// requests become warnings on its paths, which are walked as if those
-// rules did not match.
+// the Host header and the SNI. A rule that matches only some requests (on
+// the path, a header, the country…) is a warning on the paths every
+// request takes; when the requests it matches reach another address, port
+// or scheme, those are walked too, as paths of their own whose first
+// warning says so (up to rules.MaxAlternatives per hostname).
 
 // readRules reads one zone's rules. Only a cancelled run stops here: any
 // other failure is a finding, and the paths assume the zone settings.
