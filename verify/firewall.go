@@ -187,8 +187,8 @@ func (d *dnatSeen) one() (sim.Translation, bool) {
 // judge makes a passing outcome "cannot tell" when Cloudflare's ranges are
 // not all sent to one place: then no single probe stands for them.
 func (d *dnatSeen) judge(o report.Outcome, addr netip.Addr, port int) report.Outcome {
-	if o.Fail || len(d.by) == 0 {
-		return o
+	if o.Fail || len(d.by) == 0 || d.unknown {
+		return o // a DNAT not judged: the simulator's own "cannot tell" says why
 	}
 	if _, ok := d.one(); ok {
 		return o
