@@ -58,7 +58,7 @@ func (f *simFirewall) ruleset(ctx context.Context, addr netip.Addr) (*sim.Rulese
 			ro.rs.SetInterface(name, index)
 		}
 		if ro.err == nil {
-			ro.rs.SetRouter(routeTo)
+			ro.rs.SetRouter(cachedRoutes(routeTo))
 		}
 	})
 	return ro.rs, ro.err
@@ -146,6 +146,27 @@ func routeTo(dst netip.Addr) (sim.Route, error) {
 		return sim.Route{}, err
 	}
 	return sim.Route{Local: h.Local, IfName: h.Dev, IfIndex: h.DevIdx}, nil
+}
+
+// cachedRoutes asks route once per destination: the simulator asks for
+// every piece of every Cloudflare range.
+func cachedRoutes(route func(netip.Addr) (sim.Route, error)) func(netip.Addr) (sim.Route, error) {
+	type answer struct {
+		r   sim.Route
+		err error
+	}
+	var mu sync.Mutex
+	seen := map[netip.Addr]answer{}
+	return func(a netip.Addr) (sim.Route, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if x, ok := seen[a]; ok {
+			return x.r, x.err
+		}
+		r, err := route(a)
+		seen[a] = answer{r, err}
+		return r, err
+	}
 }
 
 // dnatSeen collects the translations of the pieces of every Cloudflare
