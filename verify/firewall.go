@@ -110,6 +110,9 @@ func (f *simFirewall) Check(ctx context.Context, addr netip.Addr, port int, clou
 	})
 	o = xs.judge(o, addr, port)
 	x, ok := xs.one()
+	if ok {
+		o.Evidence = append(o.Evidence, dnatEvidence(x)) // also when a forward rule blocks
+	}
 	if ok || xs.unknown || len(xs.by) > 0 {
 		f.mu.Lock()
 		if f.xlat == nil {
