@@ -179,6 +179,41 @@ func TestVerifyDNATToContainer(t *testing.T) {
 		t.Errorf("the container's access log %s was recreated during verify: a command ran on its configuration", accessLog)
 	}
 
+	// The text rendering names where the answer came from.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := s.origin.Command(ctx, cfguardBin, "--state-dir", s.state, "--api-url", s.api.URL, "verify", "--timeout", "3s")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken, "NO_COLOR=1")
+	text, _, _ := runCmd(t, cmd)
+	t.Logf("verify:\n%s", text)
+	if !strings.Contains(text, "192.0.2.130:8080 answers GET / for www.example.com with 200 OK") {
+		t.Errorf("the text output does not name the container's address:\n%s", text)
+	}
+
+	// A forward rule drops one stand-in Cloudflare range on its way to the
+	// container: the IPv4 path fails with 522 naming that rule and the DNAT.
+	fwd := filepath.Join(s.dir, "forward.nft")
+	os.WriteFile(fwd, []byte("table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tip saddr 203.0.113.0/24 drop\n\t}\n}\n"), 0o644)
+	s.origin.Run("nft", "-f", fwd)
+	rep, out, code = s.verify()
+	if code != 1 || rep.Summary.Failing != 1 {
+		t.Fatalf("forward drop: exit %d, summary %+v\n%s", code, rep.Summary, out)
+	}
+	for _, p := range rep.Paths {
+		ev := strings.Join(p.Evidence, "\n")
+		switch p.OriginIP {
+		case "192.0.2.1":
+			if p.OK || p.Status != 522 || p.Stage != report.StageFirewall || !strings.Contains(ev, "chain forward") || !strings.Contains(ev, want[p.OriginIP]) {
+				t.Errorf("forward drop, IPv4 path: %+v", p)
+			}
+		default:
+			if !p.OK {
+				t.Errorf("forward drop, IPv6 path: %+v", p)
+			}
+		}
+	}
+	s.origin.Run("nft", "delete", "table", "inet", "filter")
+
 	// The container's backend is down: nginx answers 502, and the path
 	// fails with it, naming the DNAT.
 	s.nginx("proxy_pass http://127.0.0.1:9;", true)
