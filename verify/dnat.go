@@ -86,11 +86,21 @@ func dnatEvidence(x sim.Translation) string {
 	return fmt.Sprintf("published by DNAT to %s, %s", x.String(), where)
 }
 
+// dnatRule names the rule of a DNAT: "table ip nat chain DOCKER, rule
+// handle 7: …".
+func dnatRule(x sim.Translation) string {
+	s := fmt.Sprintf("table %s %s chain %s", x.Family, x.Table, x.Chain)
+	if x.Handle != 0 {
+		s += fmt.Sprintf(", rule handle %d: %s", x.Handle, x.Rule)
+	}
+	return s
+}
+
 // listenerBehind runs the listener stage for a DNAT target: a target on
 // this host is checked as usual, one behind it (a container) by connecting.
 func (r *runner) listenerBehind(ctx context.Context, t probe.Target, x sim.Translation) report.Outcome {
 	if pp, ok := r.d.probe.(publishedProber); ok && !x.Local {
-		return pp.Published(ctx, t, x.String())
+		return pp.Published(ctx, t, dnatRule(x))
 	}
 	return r.d.probe.Listener(ctx, t)
 }

@@ -149,6 +149,16 @@ func (s *dnatSite) verify() (report.Report, string, int) {
 	return rep, out, code
 }
 
+// text is verify's text rendering, for the log.
+func (s *dnatSite) text() string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := s.origin.Command(ctx, cfguardBin, "--state-dir", s.state, "--api-url", s.api.URL, "verify", "--timeout", "3s")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken, "NO_COLOR=1")
+	out, _, _ := runCmd(s.t, cmd)
+	return out
+}
+
 func TestVerifyDNATToContainer(t *testing.T) {
 	s := newDNATSite(t)
 	s.nginx("", false)
@@ -212,6 +222,7 @@ func TestVerifyDNATToContainer(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("verify (forward drop):\n%s", s.text())
 	s.origin.Run("nft", "delete", "table", "inet", "filter")
 
 	// The container's backend is down: nginx answers 502, and the path
@@ -236,6 +247,7 @@ func TestVerifyDNATToContainer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("verify (nothing behind the DNAT):\n%s", s.text())
 	rep, out, code = s.verify()
 	if code != 1 || rep.Summary.Failing != 2 {
 		t.Fatalf("nothing behind the DNAT: exit %d, summary %+v\n%s", code, rep.Summary, out)
