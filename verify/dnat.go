@@ -38,7 +38,7 @@ func (probes) Published(ctx context.Context, t probe.Target, via string) report.
 // containerNamer is an upstream that can name what listens behind a DNAT
 // target (verify/backend: the process in another network namespace).
 type containerNamer interface {
-	Behind(to netip.AddrPort) report.Outcome
+	Behind(ctx context.Context, to netip.AddrPort, host string, httpStatus int) report.Outcome
 }
 
 // translation is the DNAT the firewall stage found for the target, when it
@@ -114,7 +114,7 @@ func (r *runner) upstreamBehind(ctx context.Context, x sim.Translation, host, sc
 		return r.d.upstream.Analyze(ctx, x.To.Addr(), int(x.To.Port()), host, scheme, status)
 	}
 	if cn, ok := r.d.upstream.(containerNamer); ok {
-		return cn.Behind(x.To)
+		return cn.Behind(ctx, x.To, host, status)
 	}
 	return report.Outcome{Stage: report.StageUpstream}
 }

@@ -37,7 +37,7 @@ type behindUpstream struct {
 	behind []netip.AddrPort
 }
 
-func (u *behindUpstream) Behind(to netip.AddrPort) report.Outcome {
+func (u *behindUpstream) Behind(_ context.Context, to netip.AddrPort, _ string, _ int) report.Outcome {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.behind = append(u.behind, to)

@@ -180,8 +180,9 @@ func TestVerifyDNATToContainer(t *testing.T) {
 		if !p.OK || p.Status != 200 || !strings.Contains(ev, want[p.OriginIP]) || !strings.Contains(ev, "table ip") {
 			t.Errorf("path %s: ok %v status %d, evidence lacks %q:\n%s", p.OriginIP, p.OK, p.Status, want[p.OriginIP], ev)
 		}
-		if !strings.Contains(ev, "is not analysed: it serves another network namespace") || !strings.Contains(ev, "nginx, pid ") {
-			t.Errorf("path %s: evidence does not name the container's nginx as not analysed:\n%s", p.OriginIP, ev)
+		// The container's nginx, read inside its root, nothing run.
+		if !strings.Contains(ev, "in container net:[") || !strings.Contains(ev, "nginx.conf:") || !strings.Contains(ev, "nothing was run") {
+			t.Errorf("path %s: evidence does not show the container's nginx configuration:\n%s", p.OriginIP, ev)
 		}
 	}
 	// verify ran nothing on the container's configuration.
@@ -226,14 +227,17 @@ func TestVerifyDNATToContainer(t *testing.T) {
 	s.origin.Run("nft", "delete", "table", "inet", "filter")
 
 	// The container's backend is down: nginx answers 502, and the path
-	// fails with it, naming the DNAT.
+	// fails with it at the upstream stage, naming the backend (connected
+	// to from inside the container) and the DNAT.
 	s.nginx("proxy_pass http://127.0.0.1:9;", true)
+	t.Logf("verify (the container's backend down):\n%s", s.text())
 	rep, out, code = s.verify()
 	if code != 1 || rep.Summary.Failing != 2 {
 		t.Fatalf("backend down: exit %d, summary %+v\n%s", code, rep.Summary, out)
 	}
 	for _, p := range rep.Paths {
-		if p.OK || p.Status != 502 || !strings.Contains(strings.Join(p.Evidence, "\n"), want[p.OriginIP]) {
+		if p.OK || p.Status != 502 || p.Stage != report.StageUpstream || !strings.Contains(strings.Join(p.Evidence, "\n"), want[p.OriginIP]) ||
+			!strings.Contains(p.Cause, "the backend of nginx in container net:[") || !strings.Contains(p.Cause, "proxy_pass http://127.0.0.1:9: 127.0.0.1:9 refuses connections") {
 			t.Errorf("backend down, path %s: %+v", p.OriginIP, p)
 		}
 	}
