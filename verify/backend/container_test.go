@@ -257,7 +257,7 @@ func FuzzCgroup(f *testing.F) {
 func TestRootFS(t *testing.T) {
 	root := t.TempDir()
 	for name, text := range map[string]string{
-		"etc/nginx/nginx.conf":                      "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+		"etc/nginx/nginx.conf":                     "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
 		"etc/nginx/sites-available/cfguard-rootfs": "server { listen 8080; location / { proxy_pass http://127.0.0.1:9; } }\n",
 	} {
 		p := filepath.Join(root, name)
