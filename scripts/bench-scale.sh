@@ -30,6 +30,8 @@ http {
     fastcgi_temp_path $site/tmp-fastcgi;
     uwsgi_temp_path $site/tmp-uwsgi;
     scgi_temp_path $site/tmp-scgi;
+    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3; # as Debian's nginx.conf
+    ssl_prefer_server_ciphers on;
     ssl_certificate $site/cert.pem;
     ssl_certificate_key $site/key.pem;
     server {
