@@ -6,7 +6,8 @@
 # must end "all 20000 paths pass"; peak RSS is the kernel's (GNU time's
 # maximum resident set size). Then the same with 10,000 per-address rules
 # and 300 sets of 20 loaded into the namespace's ruleset (nft -f).
-# SCALE_HOSTS (10000) and SCALE_RUNS (5) change the size and the runs.
+# SCALE_HOSTS (10000) and SCALE_RUNS (5) change the size and the runs;
+# KEEP_RULES=1 leaves the busy ruleset loaded afterwards.
 
 scale_verify() {
 	local site=$1 hosts=${SCALE_HOSTS:-10000}
