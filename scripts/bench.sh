@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-command timings, process start to exit, inside a throwaway network
 # namespace against the local stand-in API: a no-op sync, a changing sync,
-# restore, status, and verify over 1,000 proxied hostnames. Needs root.
+# restore, status, verify over 1,000 proxied hostnames, and verify over
+# 10,000 with a real nginx as the origin (alone: BENCH=scale). Needs root.
 # Uses hyperfine when installed (apt-get install hyperfine), else a loop.
 # Results: a Markdown table on stdout and in bench-results/commands.md.
 set -euo pipefail
@@ -55,10 +56,15 @@ PY
 	fi
 }
 
+# scale_verify DIR: the 10,000-hostname rows (bench-scale.sh).
+. scripts/bench-scale.sh
+
+[ "${BENCH:-}" = scale ] || {
 bench "cfguard sync (no-op: already up to date)" "$cf --api-url http://127.0.0.1:8101 sync"
 bench "cfguard sync (changing: 1 range added or removed)" "$cf --api-url http://127.0.0.1:8102 sync"
 bench "cfguard restore (from cache, no network)" "$cf restore"
 bench "cfguard status" "$cf status"
+}
 
 # verify: one zone with 1,000 proxied hostnames on this origin (SSL full: 2,000
 # paths), the origin on a veth whose both ends are inside the namespace (a default
@@ -72,7 +78,17 @@ ip netns exec "$ns" bin/cfapi-standin -listen 127.0.0.1:8103 -zone example.com -
 sleep 1
 export CLOUDFLARE_API_TOKEN=cfapitest-token-0123456789abcdef
 vcmd="$cf --api-url http://127.0.0.1:8103 verify --zone example.com"
+[ "${BENCH:-}" = scale ] || {
 inns $vcmd | tail -1
 runs=${VERIFY_RUNS:-10} bench "cfguard verify (1,000 hostnames, 2,000 paths)" "$vcmd"
+}
+
+# verify at scale: a shared host with 10,000 proxied hostnames on one origin
+# (SSL full: 20,000 paths, a TLS handshake with each hostname as SNI, then
+# GET /), served by a real nginx (one default server, an ECDSA wildcard
+# certificate) on 192.0.2.2 inside the namespace; the stand-in API pages the
+# 10,000 records as the real one does. Then the same run with a busy
+# ruleset loaded (10,000 per-address rules and 300 sets of 20).
+scale_verify "$state/site"
 rm -f bench-results/tmp.json
 cat "$out"

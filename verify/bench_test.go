@@ -48,11 +48,17 @@ func (loopbackProbes) Route(ctx context.Context, src netip.Addr, cf []netip.Pref
 // so 443 https and 80 http: 2,000 paths) against the stand-in API and a
 // local web server on 127.0.0.1; no packet leaves loopback. The firewall
 // stage reads this host's ruleset (read-only) once.
-func BenchmarkRun1000Hosts(b *testing.B) {
+func BenchmarkRun1000Hosts(b *testing.B) { benchRunHosts(b, 1000) }
+
+// BenchmarkRun10000Hosts is BenchmarkRun1000Hosts with 10,000 hostnames
+// (20,000 paths): a shared host with thousands of sites.
+func BenchmarkRun10000Hosts(b *testing.B) { benchRunHosts(b, 10000) }
+
+func benchRunHosts(b *testing.B, n int) {
 	api := cfapitest.New(b)
 	id := api.AddZone("bench.test", map[string]any{"ssl": "full"})
-	for i := range 1000 {
-		api.AddRecord(id, "A", fmt.Sprintf("h%04d.bench.test", i), "127.0.0.1", true)
+	for i := range n {
+		api.AddRecord(id, "A", fmt.Sprintf("h%05d.bench.test", i), "127.0.0.1", true)
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	// An ECDSA certificate, as a modern origin has (httptest's RSA-2048 one
@@ -79,7 +85,7 @@ func BenchmarkRun1000Hosts(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if rep.Summary.Paths != 2000 || rep.Summary.Failing != 0 {
+		if rep.Summary.Paths != 2*n || rep.Summary.Failing != 0 {
 			b.Fatalf("summary %+v; first path %+v", rep.Summary, rep.Paths[0])
 		}
 		d.firewall = newSimFirewall() // read the ruleset again, as a new run would

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cfguard/cfguard/firewall/sim"
 	"github.com/cfguard/cfguard/verify/probe"
@@ -106,29 +107,33 @@ func (j job) path() report.Path {
 	return p
 }
 
-// walkAll walks every path, at most cfg.Concurrency at once.
+// walkAll walks every path, at most cfg.Concurrency at once: that many
+// workers take the next job in turn, so that 20,000 paths cost 32
+// goroutines and their stacks, not 20,000 (a goroutine per job that waits
+// for a slot holds its stack all the while; a worker's stack, once grown by
+// a TLS handshake, serves its next job too).
 func (r *runner) walkAll(ctx context.Context, jobs []job) []report.Path {
 	out := make([]report.Path, len(jobs))
-	sem := make(chan struct{}, r.cfg.concurrency())
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	var pmu sync.Mutex
 	done := 0
-	for i, j := range jobs {
+	for range min(r.cfg.concurrency(), len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			out[i] = j.ruleFix(r.walk(ctx, j))
-			if r.cfg.Progress != nil {
-				pmu.Lock()
-				done++
-				r.cfg.Progress(done, len(jobs))
-				pmu.Unlock()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				out[i] = jobs[i].ruleFix(r.walk(ctx, jobs[i]))
+				if r.cfg.Progress != nil {
+					pmu.Lock()
+					done++
+					r.cfg.Progress(done, len(jobs))
+					pmu.Unlock()
+				}
 			}
 		}()
 	}

@@ -25,6 +25,7 @@ func main() {
 	zone := flag.String("zone", "", "add this zone (token: cfapitest.DefaultToken) ...")
 	hosts := flag.Int("hosts", 0, "... with this many proxied A records host-N.<zone> ...")
 	origin := flag.String("origin", "", "... pointing at this address, where a tiny origin answers on :80 and :443")
+	noServe := flag.Bool("no-origin-server", false, "with -origin: start no tiny origin (a real web server answers there)")
 	ssl := flag.String("ssl", "full", "the zone's SSL mode")
 	var records []string
 	flag.Func("record", "with -zone: a proxied A/AAAA record NAME=ADDRESS of that zone (repeatable; no origin is started for it)", func(v string) error {
@@ -117,7 +118,7 @@ func main() {
 		}
 		s.AddToken(cfapitest.Token{Value: cfapitest.DefaultToken, Permissions: perms})
 	}
-	if *origin != "" {
+	if *origin != "" && !*noServe {
 		if err := serveOrigin(*origin); err != nil {
 			fmt.Fprintln(os.Stderr, "cfapi-standin:", err)
 			os.Exit(1)
