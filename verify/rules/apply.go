@@ -61,11 +61,17 @@ type Override struct {
 // Configuration and Origin Rules in their order, later ones winning per
 // field, and a rule beating a Page Rule on the same field.
 func For(rs cloudflare.Rules, hostname string) Override {
-	return forAssuming(rs, hostname, "")
+	return forAssuming(rs, hostname, "", map[string]Result{})
 }
 
-// MaxAlternatives bounds the alternatives of one hostname.
-const MaxAlternatives = 8
+// MaxAlternatives bounds the alternatives of one hostname, and
+// maxAlternativeTries the rules tried for them: a rule whose requests get
+// what every request gets is no alternative, and a zone of a thousand such
+// rules must not cost a thousand walks of its rules per hostname.
+const (
+	MaxAlternatives     = 8
+	maxAlternativeTries = 4 * MaxAlternatives
+)
 
 // Alternative is the way some requests to a hostname take: those that a
 // rule depending on the request matches.
@@ -86,13 +92,16 @@ func (a Alternative) Only() string {
 // MaxAlternatives), what the requests it matches get, when that differs
 // from what every request gets (For).
 func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
-	base := forAssuming(rs, hostname, "")
+	// Each rule's value for the hostname is the same whatever is assumed
+	// of another: evaluated once.
+	memo := map[string]Result{}
+	base := forAssuming(rs, hostname, "", memo)
 	var out []Alternative
-	for _, u := range base.undecided {
-		if len(out) == MaxAlternatives {
+	for i, u := range base.undecided {
+		if len(out) == MaxAlternatives || i == maxAlternativeTries {
 			break
 		}
-		alt := forAssuming(rs, hostname, u.key)
+		alt := forAssuming(rs, hostname, u.key, memo)
 		if alt.SSL == base.SSL && alt.Port == base.Port && alt.OriginHost == base.OriginHost && alt.HostHeader == base.HostHeader && alt.SNI == base.SNI {
 			continue
 		}
@@ -119,8 +128,9 @@ func onOf(res Result) []string {
 	return append(on, res.Why...)
 }
 
-// forAssuming is For with the rule of key assume taken as matching.
-func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
+// forAssuming is For with the rule of key assume taken as matching; memo
+// holds each rule's value for the hostname, by its key.
+func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[string]Result) Override {
 	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
 	if strings.HasPrefix(env.Host, "*.") {
 		env.Host = ""
@@ -131,9 +141,9 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 		if pr.Status != "" && pr.Status != "active" {
 			continue
 		}
-		res := MatchPageTarget(pr.Target, env.Host)
 		sets := pageSets(pr)
 		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
+		res := memoized(memo, ref.key()+"\x00"+pr.Target, func() Result { return MatchPageTarget(pr.Target, env.Host) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -160,7 +170,7 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 		}
 		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
 		sets := []string{"SSL mode " + r.SSL}
-		res := evalRule(r.Expression, env)
+		res := memoized(memo, ref.key()+"\x00"+r.Expression, func() Result { return evalRule(r.Expression, env) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -182,7 +192,7 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 			continue
 		}
 		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
-		res := evalRule(r.Expression, env)
+		res := memoized(memo, ref.key()+"\x00"+r.Expression, func() Result { return evalRule(r.Expression, env) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -242,6 +252,18 @@ func routeSets(r cloudflare.Rule) []string {
 	return s
 }
 
+// memoized is memo's value for k (a rule's key and its expression),
+// computed by f the first time. The Result's slices are shared: callers
+// only read them.
+func memoized(memo map[string]Result, k string, f func() Result) Result {
+	if r, ok := memo[k]; ok {
+		return r
+	}
+	r := f()
+	memo[k] = r
+	return r
+}
+
 func evalRule(src string, env Env) Result {
 	e, err := Parse(src)
 	if err != nil {
@@ -269,6 +291,10 @@ func dependsSentence(ref Ref, res Result, sets []string) string {
 // pattern whose path part is /* (and names no scheme or port) is decided by
 // the hostname alone; others depend on the request.
 func MatchPageTarget(pattern, host string) Result {
+	if len(pattern) > MaxExprLen {
+		// Matching is O(len(host)·len(pattern)): bounded like an expression.
+		return Result{Truth: Unknown, Why: []string{fmt.Sprintf("a URL pattern of %d bytes, more than the %d verify reads", len(pattern), MaxExprLen)}}
+	}
 	p := strings.TrimSpace(pattern)
 	var fields []string
 	p, scheme := cutScheme(p)

@@ -1,0 +1,59 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cfguard/cfguard/verify/cloudflare"
+)
+
+// manyUndecided is n rules that depend on the request and give its
+// requests what every request gets (a later rule that always matches sets
+// the same port), with one more after them that would make a difference.
+func manyUndecided(n int) cloudflare.Rules {
+	var rs cloudflare.Rules
+	for i := range n {
+		rs.Origin = append(rs.Origin, cloudflare.Rule{ID: fmt.Sprint("u", i), Expression: `starts_with(http.request.uri.path, "/x")`,
+			Enabled: true, Action: "route", OriginPort: 8443})
+	}
+	rs.Origin = append(rs.Origin,
+		cloudflare.Rule{ID: "differs", Expression: `starts_with(http.request.uri.path, "/y")`, Enabled: true, Action: "route", HostHeader: "other.example.com"},
+		cloudflare.Rule{ID: "always", Expression: `true`, Enabled: true, Action: "route", OriginPort: 8443})
+	return rs
+}
+
+// Alternatives tries at most maxAlternativeTries rules: a zone with
+// thousands of rules that make no difference cost a walk of all its rules
+// for each of them, per hostname (2,000 rules: 44 s a hostname).
+func TestAlternativesTriesBounded(t *testing.T) {
+	rs := manyUndecided(maxAlternativeTries)
+	if alts := Alternatives(rs, "www.example.com"); len(alts) != 0 {
+		t.Errorf("%d alternatives, want none: the rule that differs comes after %d tries", len(alts), maxAlternativeTries)
+	}
+	if d := For(rs, "www.example.com").Depends; len(d) != maxAlternativeTries+1 {
+		t.Errorf("%d rules said to depend on the request, want every one (%d)", len(d), maxAlternativeTries+1)
+	}
+	// Within the bound, the rule that differs is found.
+	if alts := Alternatives(manyUndecided(maxAlternativeTries-1), "www.example.com"); len(alts) != 1 || alts[0].Rule.ID != "differs" {
+		t.Errorf("alternatives %v, want the rule that differs", alts)
+	}
+}
+
+// A Page Rule URL pattern longer than an expression may be is not matched
+// (O(len(host)·len(pattern)) per hostname) but said to be undecided.
+func TestMatchPageTargetHuge(t *testing.T) {
+	p := strings.Repeat("*a", MaxExprLen) + "/*"
+	r := MatchPageTarget(p, "www.example.com")
+	if r.Truth != Unknown || len(r.Why) != 1 || !strings.Contains(r.Why[0], "more than the") {
+		t.Errorf("MatchPageTarget(huge) = %+v, want unknown saying it is too long", r)
+	}
+}
+
+func BenchmarkAlternatives2000Rules(b *testing.B) {
+	rs := manyUndecided(2000)
+	for b.Loop() {
+		For(rs, "www.example.com")
+		Alternatives(rs, "www.example.com")
+	}
+}
