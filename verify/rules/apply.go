@@ -17,7 +17,7 @@ type Ref struct {
 }
 
 func (r Ref) String() string {
-	name := r.Name
+	name := cloudflare.ClipName(r.Name) // a Page Rule's pattern is as long as the API made it
 	if name == "" {
 		name = "(no description)"
 	}
