@@ -61,7 +61,7 @@ type Override struct {
 // Configuration and Origin Rules in their order, later ones winning per
 // field, and a rule beating a Page Rule on the same field.
 func For(rs cloudflare.Rules, hostname string) Override {
-	return forAssuming(rs, hostname, "", map[string]Result{})
+	return forAssuming(rs, hostname, "", map[memoKey]Result{})
 }
 
 // MaxAlternatives bounds the alternatives of one hostname, and
@@ -94,7 +94,7 @@ func (a Alternative) Only() string {
 func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
 	// Each rule's value for the hostname is the same whatever is assumed
 	// of another: evaluated once.
-	memo := map[string]Result{}
+	memo := map[memoKey]Result{}
 	base := forAssuming(rs, hostname, "", memo)
 	var out []Alternative
 	for i, u := range base.undecided {
@@ -130,20 +130,20 @@ func onOf(res Result) []string {
 
 // forAssuming is For with the rule of key assume taken as matching; memo
 // holds each rule's value for the hostname, by its key.
-func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[string]Result) Override {
+func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]Result) Override {
 	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
 	if strings.HasPrefix(env.Host, "*.") {
 		env.Host = ""
 	}
 	var o Override
 	explicitSNI := ""
-	for _, pr := range rs.Page {
+	for i, pr := range rs.Page {
 		if pr.Status != "" && pr.Status != "active" {
 			continue
 		}
 		sets := pageSets(pr)
 		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
-		res := memoized(memo, ref.key()+"\x00"+pr.Target, func() Result { return MatchPageTarget(pr.Target, env.Host) })
+		res := memoized(memo, memoKey{'p', i}, func() Result { return MatchPageTarget(pr.Target, env.Host) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -164,13 +164,13 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[string]R
 		}
 		break
 	}
-	for _, r := range rs.Config {
+	for i, r := range rs.Config {
 		if !r.Enabled || r.Action != "set_config" || r.SSL == "" {
 			continue
 		}
 		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
 		sets := []string{"SSL mode " + r.SSL}
-		res := memoized(memo, ref.key()+"\x00"+r.Expression, func() Result { return evalRule(r.Expression, env) })
+		res := memoized(memo, memoKey{'c', i}, func() Result { return evalRule(r.Expression, env) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -183,7 +183,7 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[string]R
 			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
 		}
 	}
-	for _, r := range rs.Origin {
+	for i, r := range rs.Origin {
 		if !r.Enabled || r.Action != "route" {
 			continue
 		}
@@ -192,7 +192,7 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[string]R
 			continue
 		}
 		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
-		res := memoized(memo, ref.key()+"\x00"+r.Expression, func() Result { return evalRule(r.Expression, env) })
+		res := memoized(memo, memoKey{'o', i}, func() Result { return evalRule(r.Expression, env) })
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -252,10 +252,16 @@ func routeSets(r cloudflare.Rule) []string {
 	return s
 }
 
-// memoized is memo's value for k (a rule's key and its expression),
-// computed by f the first time. The Result's slices are shared: callers
-// only read them.
-func memoized(memo map[string]Result, k string, f func() Result) Result {
+// memoKey names a rule of one cloudflare.Rules: its kind ('p', 'c', 'o')
+// and its index.
+type memoKey struct {
+	kind byte
+	i    int
+}
+
+// memoized is memo's value for k, computed by f the first time. The
+// Result's slices are shared: callers only read them.
+func memoized(memo map[memoKey]Result, k memoKey, f func() Result) Result {
 	if r, ok := memo[k]; ok {
 		return r
 	}
@@ -264,12 +270,22 @@ func memoized(memo map[string]Result, k string, f func() Result) Result {
 	return r
 }
 
+// evalRule evaluates one rule's expression. What it says of it is kept to
+// cloudflare.ClipName's bound: a 16 KiB string or regular expression
+// quoted in a reason would be repeated on every path of the hostname.
 func evalRule(src string, env Env) Result {
 	e, err := Parse(src)
 	if err != nil {
-		return Result{Truth: Unknown, Why: []string{"verify cannot read its expression (" + err.Error() + ")"}}
+		return Result{Truth: Unknown, Why: []string{"verify cannot read its expression (" + cloudflare.ClipName(err.Error()) + ")"}}
 	}
-	return e.Eval(env)
+	res := e.Eval(env)
+	for i := range res.Fields {
+		res.Fields[i] = cloudflare.ClipName(res.Fields[i])
+	}
+	for i := range res.Why {
+		res.Why[i] = cloudflare.ClipName(res.Why[i])
+	}
+	return res
 }
 
 func dependsSentence(ref Ref, res Result, sets []string) string {

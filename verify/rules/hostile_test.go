@@ -57,3 +57,25 @@ func BenchmarkAlternatives2000Rules(b *testing.B) {
 		Alternatives(rs, "www.example.com")
 	}
 }
+
+// What verify says of an expression it cannot decide quotes at most
+// cloudflare.ClipName's bound of it: a 16 KiB regular expression or
+// string is not repeated whole on every path.
+func TestEvalRuleReasonsBounded(t *testing.T) {
+	long := strings.Repeat("(", 8000)
+	for _, src := range []string{
+		`http.host matches "` + long + `"`,
+		`http.host eq "a" "` + strings.Repeat("b", 10000) + `"`,
+		`http.request.` + strings.Repeat("x", 10000) + ` eq "a"`,
+	} {
+		res := evalRule(src, Env{Host: "www.example.com"})
+		for _, s := range append(res.Why, res.Fields...) {
+			if len(s) > 300 {
+				t.Errorf("a reason of %d bytes for an expression of %d: %.60q…", len(s), len(src), s)
+			}
+		}
+		if res.Truth != Unknown {
+			t.Errorf("%.40q: %v, want unknown", src, res.Truth)
+		}
+	}
+}
