@@ -193,6 +193,12 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 		}
 		return nil, werr
 	}
+	return parsePhase(body, phase, what)
+}
+
+// parsePhase reads an entrypoint ruleset's answer: its rules with the
+// parameters verify uses, refusing what Cloudflare could not have sent.
+func parsePhase(body []byte, phase, what string) ([]Rule, error) {
 	var env struct {
 		Result struct {
 			ID    string `json:"id"`
@@ -255,6 +261,12 @@ func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, erro
 	if err != nil {
 		return nil, c.wrap(err, what, PermPageRulesRead)
 	}
+	return parsePageRules(body)
+}
+
+// parsePageRules reads the Page Rules' answer, highest priority first.
+func parsePageRules(body []byte) ([]PageRule, error) {
+	const what = "read the Page Rules"
 	var env struct {
 		Result []struct {
 			ID      string `json:"id"`
