@@ -79,3 +79,34 @@ func TestEvalRuleReasonsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A regular expression that would compile to millions of instructions
+// (one second to compile, milliseconds per hostname to run) is not run:
+// the rule is undecided, saying why; an ordinary one still decides.
+func TestMatchesTooLarge(t *testing.T) {
+	huge := strings.Repeat("[a-z]{1,1000}", 100)
+	e, err := Parse(`http.host matches "` + huge + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Eval(Env{Host: "www.example.com"})
+	if r.Truth != Unknown || len(r.Why) != 1 || !strings.Contains(r.Why[0], "too large for verify to run") {
+		t.Errorf("%+v, want unknown: too large", r)
+	}
+	for _, tt := range []struct {
+		expr string
+		want Truth
+	}{
+		{`http.host matches "^(www|api)\\.example\\.com$"`, True},
+		{`http.host matches "^([a-z0-9-]{1,63}\\.){1,10}example\\.org$"`, False},
+		{`http.host matches "(?:(?:w{2}){2}){2}"`, False},
+	} {
+		e, err := Parse(tt.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Eval(Env{Host: "www.example.com"}); got.Truth != tt.want {
+			t.Errorf("%s: %+v, want %v", tt.expr, got, tt.want)
+		}
+	}
+}
