@@ -211,8 +211,17 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]
 		}
 	}
 	o.SNI = pick(explicitSNI, o.HostHeader)
+	if n := len(o.Depends) - MaxDepends; n > 0 {
+		o.Depends = append(o.Depends[:MaxDepends:MaxDepends], fmt.Sprintf("and %d more rules that depend on the request or that verify cannot decide; the paths assume they do not match", n))
+	}
 	return o
 }
+
+// MaxDepends bounds the rules named as depending on the request in one
+// Override: each is a warning on every path of the hostname (a zone of a
+// hundred rules on the URI path, over ten thousand paths, was hundreds of
+// megabytes of JSON).
+const MaxDepends = 16
 
 func pick(v, old string) string {
 	if v != "" {

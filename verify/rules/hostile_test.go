@@ -31,9 +31,6 @@ func TestAlternativesTriesBounded(t *testing.T) {
 	if alts := Alternatives(rs, "www.example.com"); len(alts) != 0 {
 		t.Errorf("%d alternatives, want none: the rule that differs comes after %d tries", len(alts), maxAlternativeTries)
 	}
-	if d := For(rs, "www.example.com").Depends; len(d) != maxAlternativeTries+1 {
-		t.Errorf("%d rules said to depend on the request, want every one (%d)", len(d), maxAlternativeTries+1)
-	}
 	// Within the bound, the rule that differs is found.
 	if alts := Alternatives(manyUndecided(maxAlternativeTries-1), "www.example.com"); len(alts) != 1 || alts[0].Rule.ID != "differs" {
 		t.Errorf("alternatives %v, want the rule that differs", alts)
@@ -108,5 +105,19 @@ func TestMatchesTooLarge(t *testing.T) {
 		if got := e.Eval(Env{Host: "www.example.com"}); got.Truth != tt.want {
 			t.Errorf("%s: %+v, want %v", tt.expr, got, tt.want)
 		}
+	}
+}
+
+// At most MaxDepends rules are named as depending on the request, then one
+// sentence for how many more; the alternatives still see every one.
+func TestDependsBounded(t *testing.T) {
+	rs := manyUndecided(40)
+	d := For(rs, "www.example.com").Depends
+	if len(d) != MaxDepends+1 || !strings.HasPrefix(d[MaxDepends], "and 25 more rules that depend on the request") {
+		t.Errorf("%d sentences, the last %q; want %d and one saying 25 more", len(d), d[len(d)-1], MaxDepends)
+	}
+	// The alternatives see the rules past MaxDepends too.
+	if alts := Alternatives(manyUndecided(MaxDepends+4), "www.example.com"); len(alts) != 1 || alts[0].Rule.ID != "differs" {
+		t.Errorf("alternatives %v, want the rule that differs (the %dth)", alts, MaxDepends+5)
 	}
 }
