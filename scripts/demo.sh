@@ -116,8 +116,11 @@ for _ in $(seq 50); do [ -S "$site/php-fpm.sock" ] && o curl -s -o /dev/null --m
 
 # A stand-in for Cloudflare's API: its published ranges are 198.51.100.0/24
 # and 203.0.113.0/24 (+ two IPv6 /48s), and it holds the zone example.com
-# with www.example.com proxied to this origin, SSL mode Flexible (port 80).
-o bin/cfapi-standin -listen 127.0.0.1:8099 -zone example.com -ssl flexible -record www.example.com=192.0.2.1 >/dev/null &
+# with www.example.com proxied to this origin, SSL mode Flexible (port 80);
+# its GraphQL Analytics say the edge served 1,204 × 502 (the origin's own
+# 502) for www.example.com in the last 15 minutes.
+o bin/cfapi-standin -listen 127.0.0.1:8099 -zone example.com -ssl flexible -record www.example.com=192.0.2.1 \
+	-edge www.example.com=502:1204:502 >/dev/null &
 for _ in $(seq 50); do o curl -s -o /dev/null --max-time 1 http://127.0.0.1:8099/ips && break; sleep 0.1; done
 api="--api-url http://127.0.0.1:8099"
 token="--api-token cfapitest-token-0123456789abcdef"

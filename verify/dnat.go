@@ -39,7 +39,7 @@ func (probes) Published(ctx context.Context, t probe.Target, via string) report.
 // containerNamer is an upstream that can name what listens behind a DNAT
 // target (verify/backend: the process in another network namespace).
 type containerNamer interface {
-	Behind(to netip.AddrPort) report.Outcome
+	Behind(ctx context.Context, to netip.AddrPort, host string, httpStatus int) report.Outcome
 }
 
 // translation is the DNAT the firewall stage found for the target, when it
@@ -87,11 +87,21 @@ func dnatEvidence(x sim.Translation) string {
 	return fmt.Sprintf("published by DNAT to %s, %s", x.String(), where)
 }
 
+// dnatRule names the rule of a DNAT: "table ip nat chain DOCKER, rule
+// handle 7: …".
+func dnatRule(x sim.Translation) string {
+	s := fmt.Sprintf("table %s %s chain %s", x.Family, x.Table, x.Chain)
+	if x.Handle != 0 {
+		s += fmt.Sprintf(", rule handle %d: %s", x.Handle, x.Rule)
+	}
+	return s
+}
+
 // listenerBehind runs the listener stage for a DNAT target: a target on
 // this host is checked as usual, one behind it (a container) by connecting.
 func (r *runner) listenerBehind(ctx context.Context, t probe.Target, x sim.Translation) report.Outcome {
 	if pp, ok := r.d.probe.(publishedProber); ok && !x.Local {
-		return pp.Published(ctx, t, x.String())
+		return pp.Published(ctx, t, dnatRule(x))
 	}
 	return r.d.probe.Listener(ctx, t)
 }
@@ -105,7 +115,7 @@ func (r *runner) upstreamBehind(ctx context.Context, x sim.Translation, host, sc
 		return r.d.upstream.Analyze(ctx, x.To.Addr(), int(x.To.Port()), host, scheme, status, sent)
 	}
 	if cn, ok := r.d.upstream.(containerNamer); ok {
-		return cn.Behind(x.To)
+		return cn.Behind(ctx, x.To, host, status)
 	}
 	return report.Outcome{Stage: report.StageUpstream}
 }

@@ -239,8 +239,10 @@ func unexplainedEdge(zone, host string, e *report.EdgeCounts) (report.Finding, b
 	}
 	var causes []string
 	done := map[string]bool{}
+	allFromOrigin := true
 	for _, c := range seen.ByEdgeStatus() {
 		fromOrigin := slices.ContainsFunc(seen.Counts, func(x report.EdgeCount) bool { return x.EdgeStatus == c.EdgeStatus && x.OriginStatus == c.EdgeStatus })
+		allFromOrigin = allFromOrigin && fromOrigin
 		k := strconv.Itoa(c.EdgeStatus) + strconv.FormatBool(fromOrigin)
 		if !done[k] {
 			done[k] = true
@@ -248,10 +250,16 @@ func unexplainedEdge(zone, host string, e *report.EdgeCounts) (report.Finding, b
 		}
 	}
 	causes = append(causes, "and for any of them: a Worker, a Load Balancer or an Origin Rule may send some requests to another origin than this one")
+	msg := fmt.Sprintf("all paths to %s pass, but Cloudflare served it %s in %s: the cause is not visible from this origin",
+		host, report.EdgeSummary(seen, 0), seen.Window())
+	if allFromOrigin {
+		// The origin answered them itself: its logs hold the cause.
+		msg = fmt.Sprintf("all paths to %s pass now, but Cloudflare served it %s in %s, answered so by this origin: a failure that has stopped, or one on URLs other than / (verify asks only GET /)",
+			host, report.EdgeSummary(seen, 0), seen.Window())
+	}
 	return report.Finding{Severity: report.SeverityWarning, Zone: zone, Hostname: host,
-		Message: fmt.Sprintf("all paths to %s pass, but Cloudflare served it %s in %s: the cause is not visible from this origin",
-			host, report.EdgeSummary(seen, 0), seen.Window()),
-		Fix: "What else it could be — " + strings.Join(causes, "; ") + "."}, true
+		Message: msg,
+		Fix:     "What else it could be — " + strings.Join(causes, "; ") + "."}, true
 }
 
 // edgeCause says what an edge status can be when the origin looks fine

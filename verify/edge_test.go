@@ -197,3 +197,24 @@ func TestEdgeStatusRange(t *testing.T) {
 		t.Errorf("the query counts %d–%d, the report says %d–%d", cloudflare.EdgeStatusMin, cloudflare.EdgeStatusMax, report.EdgeCountedMin, report.EdgeCountedMax)
 	}
 }
+
+// A hostname that passes now, whose edge 502s were the origin's own
+// answers: the cause was visible here (a failure that stopped, or another
+// URL), not "not visible from this origin".
+func TestEdgeCountsFromTheOriginItself(t *testing.T) {
+	f := newFixture(zoneWith("example.com", strictSettings(), a("www.example.com", "192.0.2.1")))
+	f.api.edge = map[string][]cloudflare.EdgeGroup{"id-example.com": {
+		{Hostname: "www.example.com", EdgeStatus: 502, OriginStatus: 502, Count: 1204, SampleInterval: 1},
+	}}
+	rep := f.run(t)
+	var got []string
+	for _, fd := range rep.Findings {
+		if fd.Hostname == "www.example.com" {
+			got = append(got, fd.Message)
+		}
+	}
+	want := []string{"all paths to www.example.com pass now, but Cloudflare served it 1,204 × 502 in the last 15 minutes, answered so by this origin: a failure that has stopped, or one on URLs other than / (verify asks only GET /)"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
+	}
+}

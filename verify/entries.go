@@ -37,7 +37,8 @@ type entry struct {
 	override *rules.Override
 	// only is set on an entry that only some requests take: those a rule
 	// depending on the request matches (the sentence says which).
-	only string
+	only     string
+	onlyRule string // the rule, named
 }
 
 // zoneData is what the API said about one zone.

@@ -58,7 +58,7 @@ func (f *simFirewall) ruleset(ctx context.Context, addr netip.Addr) (*sim.Rulese
 			ro.rs.SetInterface(name, index)
 		}
 		if ro.err == nil {
-			ro.rs.SetRouter(routeTo)
+			ro.rs.SetRouter(cachedRoutes(routeTo))
 		}
 	})
 	return ro.rs, ro.err
@@ -110,6 +110,9 @@ func (f *simFirewall) Check(ctx context.Context, addr netip.Addr, port int, clou
 	})
 	o = xs.judge(o, addr, port)
 	x, ok := xs.one()
+	if ok {
+		o.Evidence = append(o.Evidence, dnatEvidence(x)) // also when a forward rule blocks
+	}
 	if ok || xs.unknown || len(xs.by) > 0 {
 		f.mu.Lock()
 		if f.xlat == nil {
@@ -146,6 +149,27 @@ func routeTo(dst netip.Addr) (sim.Route, error) {
 		return sim.Route{}, err
 	}
 	return sim.Route{Local: h.Local, IfName: h.Dev, IfIndex: h.DevIdx}, nil
+}
+
+// cachedRoutes asks route once per destination: the simulator asks for
+// every piece of every Cloudflare range.
+func cachedRoutes(route func(netip.Addr) (sim.Route, error)) func(netip.Addr) (sim.Route, error) {
+	type answer struct {
+		r   sim.Route
+		err error
+	}
+	var mu sync.Mutex
+	seen := map[netip.Addr]answer{}
+	return func(a netip.Addr) (sim.Route, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if x, ok := seen[a]; ok {
+			return x.r, x.err
+		}
+		r, err := route(a)
+		seen[a] = answer{r, err}
+		return r, err
+	}
 }
 
 // dnatSeen collects the translations of the pieces of every Cloudflare
@@ -187,8 +211,8 @@ func (d *dnatSeen) one() (sim.Translation, bool) {
 // judge makes a passing outcome "cannot tell" when Cloudflare's ranges are
 // not all sent to one place: then no single probe stands for them.
 func (d *dnatSeen) judge(o report.Outcome, addr netip.Addr, port int) report.Outcome {
-	if o.Fail || len(d.by) == 0 {
-		return o
+	if o.Fail || len(d.by) == 0 || d.unknown {
+		return o // a DNAT not judged: the simulator's own "cannot tell" says why
 	}
 	if _, ok := d.one(); ok {
 		return o

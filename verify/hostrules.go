@@ -15,9 +15,11 @@ import (
 // The per-hostname rules (Configuration Rules, Origin Rules, Page Rules):
 // each entry gets what the rules that match every request to its hostname
 // change — the SSL mode, the destination port, the address connected to,
-// the Host header and the SNI — and the rules that match only some
-// requests become warnings on its paths, which are walked as if those
-// rules did not match.
+// the Host header and the SNI. A rule that matches only some requests (on
+// the path, a header, the country…) is a warning on the paths every
+// request takes; when the requests it matches reach another address, port
+// or scheme, those are walked too, as paths of their own whose first
+// warning says so (up to rules.MaxAlternatives per hostname).
 
 // readRules reads one zone's rules. Only a cancelled run stops here: any
 // other failure is a finding, and the paths assume the zone settings.
@@ -37,19 +39,19 @@ func (r *runner) readRules(ctx context.Context, z cloudflare.Zone) cloudflare.Ru
 // rules the token could not read, in which zones, and what to grant.
 func unreadRulesFinding(zds []zoneData) (report.Finding, bool) {
 	var whats, needs, zones, said []string
+	add := func(ss *[]string, s string) {
+		if !slices.Contains(*ss, s) {
+			*ss = append(*ss, s)
+		}
+	}
 	for _, zd := range zds {
 		for _, u := range zd.rules.Unread {
-			if !slices.Contains(whats, u.What) {
-				whats = append(whats, u.What)
-			}
-			if !slices.Contains(needs, "Zone → "+u.Need) {
-				needs = append(needs, "Zone → "+u.Need)
-			}
-			if !slices.Contains(zones, zd.zone.Name) {
-				zones = append(zones, zd.zone.Name)
-			}
-			if e, ok := u.Err.(*cloudflare.Error); ok && e.Kind != cloudflare.KindPermission {
-				said = append(said, fmt.Sprintf("%s of %s: %v", u.What, zd.zone.Name, e))
+			add(&whats, u.What)
+			add(&zones, zd.zone.Name)
+			if e, ok := u.Err.(*cloudflare.Error); ok && e.Kind == cloudflare.KindPermission {
+				add(&needs, "Zone → "+u.Need)
+			} else {
+				said = append(said, fmt.Sprintf("%s of %s: %v", u.What, zd.zone.Name, u.Err))
 			}
 		}
 	}
@@ -57,13 +59,12 @@ func unreadRulesFinding(zds []zoneData) (report.Finding, bool) {
 		return report.Finding{}, false
 	}
 	msg := fmt.Sprintf("%s not read (zones: %s); the paths assume the zone settings for them", joinAnd(whats), strings.Join(zones, ", "))
-	fix := "Give the API token " + strings.Join(needs, ", ") + " (read-only), or ignore this if the zones use no such rules."
 	if len(said) > 0 {
 		msg += " — " + strings.Join(said, "; ")
-		fix = ""
-		if len(said) < len(whats)*len(zones) {
-			fix = "Where the token lacks it, give it " + strings.Join(needs, ", ") + " (read-only)."
-		}
+	}
+	fix := ""
+	if len(needs) > 0 {
+		fix = "Give the API token " + strings.Join(needs, ", ") + " (read-only), or ignore this if the zones use no such rules."
 	}
 	return report.Finding{Severity: report.SeverityWarning, Message: msg, Fix: fix}, true
 }
@@ -90,7 +91,7 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 	if len(byZone) == 0 {
 		return entries
 	}
-	ap := &applier{r: r, zds: zds, rerouted: map[string]bool{}}
+	ap := &applier{r: r, zds: zds, rerouted: map[string]bool{}, plans: map[string]plan{}}
 	var out []entry
 	for _, e := range entries {
 		rs, ok := byZone[e.zone]
@@ -98,9 +99,17 @@ func (r *runner) applyRules(ctx context.Context, entries []entry, zds []zoneData
 			out = append(out, e)
 			continue
 		}
-		out = append(out, ap.with(ctx, e, rules.For(rs, e.hostname), "")...)
-		for _, alt := range rules.Alternatives(rs, e.hostname) {
-			out = append(out, ap.with(ctx, e, alt.Override, alt.Only())...)
+		pl, ok := ap.plans[e.zone+" "+e.hostname]
+		if !ok {
+			// A wildcard record is judged for the name it is probed
+			// with, one that has no record of its own (probeHost): the
+			// rules see that name as http.host.
+			pl.base, pl.alts = rules.Plan(rs, probeHost(e.hostname))
+			ap.plans[e.zone+" "+e.hostname] = pl
+		}
+		out = append(out, ap.with(ctx, e, pl.base, "", "")...)
+		for _, alt := range pl.alts {
+			out = append(out, ap.with(ctx, e, alt.Override, alt.Only(), alt.Rule.String())...)
 		}
 	}
 	return out
@@ -111,15 +120,21 @@ type applier struct {
 	zds      []zoneData
 	byName   map[string][]cloudflare.Record
 	rerouted map[string]bool // zone, hostname and alternative already rerouted
+	plans    map[string]plan // by zone and hostname (a hostname has an entry per address)
+}
+
+type plan struct {
+	base rules.Override
+	alts []rules.Alternative
 }
 
 // with is e under ov; only is the sentence of an alternative ("" for what
 // every request gets).
-func (ap *applier) with(ctx context.Context, e entry, ov rules.Override, only string) []entry {
+func (ap *applier) with(ctx context.Context, e entry, ov rules.Override, only, onlyRule string) []entry {
 	if len(ov.Applied) == 0 && len(ov.Depends) == 0 && only == "" {
 		return []entry{e}
 	}
-	e.override, e.only = &ov, only
+	e.override, e.only, e.onlyRule = &ov, only, onlyRule
 	if ov.SSL != "" {
 		e.settings.SSL = ov.SSL
 	}
@@ -179,11 +194,12 @@ func recordsByName(zds []zoneData) map[string][]cloudflare.Record {
 func (j job) ruleNotes() (evidence, warnings, refs []string) {
 	ov := j.override
 	if ov == nil {
-		return nil, nil, nil
+		return nil, j.notes, nil
 	}
 	if j.only != "" {
 		warnings = append(warnings, j.only)
 	}
+	warnings = append(warnings, j.notes...)
 	for _, a := range ov.Applied {
 		evidence = append(evidence, a.String())
 		refs = append(refs, a.Ref.String())

@@ -92,6 +92,16 @@ func TestRunRules(t *testing.T) {
 			only:    `only for the requests that Origin Rule "api by path" (ruleset rs-origin, rule id o2) matches (on http.request.uri.path); the others take the path without it`,
 		},
 		{
+			name: "a rule on the path that only changes the SSL mode: a warning on the path, no second path of the same port",
+			zone: withRules(zoneWith("example.com", full, a("www.example.com", "192.0.2.1")),
+				cloudflare.Rules{Config: []cloudflare.Rule{cfgRule("c2", "admin strict", `http.request.uri.path eq "/admin"`, ModeStrict)}}),
+			want: []string{
+				"www.example.com A 192.0.2.1 80/http ok 200 http",
+				"www.example.com A 192.0.2.1 443/https ok 200 http",
+			},
+			warning: `the requests that Configuration Rule "admin strict" (ruleset rs-config, rule id c2) matches are not walked separately: they reach the same address, port and scheme`,
+		},
+		{
 			name: "an Origin Rule's origin host: the paths go to that host's address",
 			zone: withRules(zoneWith("example.com", strictSettings(), a("shop.example.com", "192.0.2.1"), a("backend.example.com", "192.0.2.7")),
 				cloudflare.Rules{Origin: []cloudflare.Rule{routeRule("o3", "shop to backend", `http.host eq "shop.example.com"`,
@@ -106,6 +116,19 @@ func TestRunRules(t *testing.T) {
 				"shop.example.com A 192.0.2.7 443/https ok 200 http",
 			},
 			evidence: "Cloudflare connects to 192.0.2.7 (an address of backend.example.com), not to the record of shop.example.com",
+		},
+		{
+			name: "a wildcard record: the rules see the name it is probed with (no record of its own)",
+			zone: withRules(zoneWith("example.com", full, a("*.example.com", "192.0.2.1")),
+				cloudflare.Rules{Origin: []cloudflare.Rule{
+					routeRule("o4", "api only", `http.host eq "api.example.com"`, func(r *cloudflare.Rule) { r.OriginPort = 8443 }),
+					routeRule("o5", "all subdomains", `ends_with(http.host, ".example.com")`, func(r *cloudflare.Rule) { r.OriginPort = 2053 }),
+				}}),
+			want: []string{
+				"*.example.com A 192.0.2.1 2053/http ok 200 http",
+				"*.example.com A 192.0.2.1 2053/https ok 200 http",
+			},
+			rules: []string{`Origin Rule "all subdomains" (ruleset rs-origin, rule id o5)`},
 		},
 		{
 			name: "an origin host that does not resolve: 530 (1016)",
@@ -203,6 +226,26 @@ func TestRunRulesUnread(t *testing.T) {
 	want := []report.Finding{{Severity: report.SeverityWarning,
 		Message: "Configuration Rules and Origin Rules not read (zones: a.example, b.example); the paths assume the zone settings for them",
 		Fix:     "Give the API token Zone → Config Rules:Read, Zone → Origin Rules:Read (read-only), or ignore this if the zones use no such rules."}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}
+
+// A kind of rules the API would not give for another reason: the line
+// says what Cloudflare answered, with no permission to grant.
+func TestRunRulesUnreadOther(t *testing.T) {
+	rs := cloudflare.Rules{Unread: []cloudflare.Unread{{What: "Page Rules", Need: cloudflare.PermPageRulesRead,
+		Err: &cloudflare.Error{Kind: cloudflare.KindAPI, What: "read the Page Rules", Status: 500, Code: 10001, APIMessage: "Internal error"}}}}
+	f := newFixture(withRules(zoneWith("a.example", strictSettings(), a("a.example", "192.0.2.1")), rs))
+	rep := f.run(t)
+	var got []report.Finding
+	for _, fd := range rep.Findings {
+		if strings.Contains(fd.Message, "not read") {
+			got = append(got, fd)
+		}
+	}
+	want := []report.Finding{{Severity: report.SeverityWarning,
+		Message: "Page Rules not read (zones: a.example); the paths assume the zone settings for them — Page Rules of a.example: cannot read the Page Rules: Cloudflare answered 10001 Internal error"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}

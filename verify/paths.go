@@ -42,12 +42,13 @@ func hopsFor(mode string, alwaysHTTPS bool) []hop {
 type job struct {
 	entry
 	hop
+	notes []string // warnings pathsFor adds (an alternative folded into this path)
 }
 
 // pathsFor expands entries into paths, one per port and scheme.
 func pathsFor(entries []entry) []job {
 	var out []job
-	seen := map[string]bool{}
+	seen := map[string]int{} // index in out
 	for _, e := range entries {
 		if e.unresolved != nil {
 			out = append(out, job{entry: e})
@@ -57,11 +58,18 @@ func pathsFor(entries []entry) []job {
 			if e.override != nil && e.override.Port > 0 {
 				h.port = e.override.Port // an Origin Rule's port, for either scheme
 			}
-			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme, e.only)
-			if seen[k] {
+			// An alternative (e.only) on the port, address and scheme of a
+			// path already made stays a warning on that path: one path per
+			// hostname, address, port and scheme, as metrics and watch
+			// key them.
+			k := fmt.Sprint(e.zone, e.hostname, e.addr, h.port, h.scheme)
+			if i, ok := seen[k]; ok {
+				if e.onlyRule != "" && out[i].onlyRule == "" {
+					out[i].notes = append(out[i].notes, fmt.Sprintf("the requests that %s matches are not walked separately: they reach the same address, port and scheme", e.onlyRule))
+				}
 				continue
 			}
-			seen[k] = true
+			seen[k] = len(out)
 			out = append(out, job{entry: e, hop: h})
 		}
 	}

@@ -27,7 +27,8 @@ func verifyCommand(g *globals) *cli.Command {
 		Usage: "predict every Cloudflare-to-origin path that would end in a 5xx, with its cause and fix (exit 1 when one would)",
 		Description: "With an API token (--api-token-file, CLOUDFLARE_API_TOKEN; Zone:Read, Zone Settings:Read,\n" +
 			"DNS:Read) every zone the token reads, or --zone; without one, --hostname and --ssl-mode with\n" +
-			"this host's own addresses. Exit codes: 0 no path would fail, 1 at least one would,\n" +
+			"this host's own addresses. With Config Rules:Read, Origin Rules:Read and Page Rules:Read too,\n" +
+			"the paths follow the zone's per-hostname rules (SSL mode, port, origin, Host, SNI). Exit codes: 0 no path would fail, 1 at least one would,\n" +
 			"2 usage error, 3 verify could not run (token refused, API unreachable or answering\n" +
 			"garbage, a --hostname with no proxied record in the zones the token reads).",
 		Flags: []cli.Flag{

@@ -149,9 +149,26 @@ func (s *dnatSite) verify() (report.Report, string, int) {
 	return rep, out, code
 }
 
+// text is verify's text rendering, for the log.
+func (s *dnatSite) text() string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := s.origin.Command(ctx, cfguardBin, "--state-dir", s.state, "--api-url", s.api.URL, "verify", "--timeout", "3s")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken, "NO_COLOR=1")
+	out, _, _ := runCmd(s.t, cmd)
+	return out
+}
+
 func TestVerifyDNATToContainer(t *testing.T) {
 	s := newDNATSite(t)
 	s.nginx("", false)
+	// cfguard's own table guards the published port in its forward chain
+	// (ct status dnat, ct original proto-dst): the simulator must read it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, errOut, code := runCmd(t, s.origin.Command(ctx, cfguardBin, "--state-dir", s.state, "--api-url", s.api.URL, "sync")); code != 0 {
+		t.Fatalf("cfguard sync: exit %d\n%s%s", code, out, errOut)
+	}
 	// nginx -T of the container's configuration would recreate its
 	// access log, deleted now (nginx keeps writing to the open file).
 	accessLog := filepath.Join(s.dir, "access.log")
@@ -167,11 +184,12 @@ func TestVerifyDNATToContainer(t *testing.T) {
 	want := map[string]string{"192.0.2.1": "published by DNAT to 192.0.2.130:8080", "2001:db8:1::1": "published by DNAT to [2001:db8:c::2]:8080"}
 	for _, p := range rep.Paths {
 		ev := strings.Join(p.Evidence, "\n")
-		if !p.OK || p.Status != 200 || !strings.Contains(ev, want[p.OriginIP]) || !strings.Contains(ev, "table ip") {
-			t.Errorf("path %s: ok %v status %d, evidence lacks %q:\n%s", p.OriginIP, p.OK, p.Status, want[p.OriginIP], ev)
+		if !p.OK || p.Status != 200 || !strings.Contains(ev, want[p.OriginIP]) || !strings.Contains(ev, "table ip") || len(p.Warnings) > 0 {
+			t.Errorf("path %s: ok %v status %d, warnings %q, evidence lacks %q:\n%s", p.OriginIP, p.OK, p.Status, p.Warnings, want[p.OriginIP], ev)
 		}
-		if !strings.Contains(ev, "is not analysed: it serves another network namespace") || !strings.Contains(ev, "nginx, pid ") {
-			t.Errorf("path %s: evidence does not name the container's nginx as not analysed:\n%s", p.OriginIP, ev)
+		// The container's nginx, read inside its root, nothing run.
+		if !strings.Contains(ev, "in container net:[") || !strings.Contains(ev, "nginx.conf:") || !strings.Contains(ev, "nothing was run") {
+			t.Errorf("path %s: evidence does not show the container's nginx configuration:\n%s", p.OriginIP, ev)
 		}
 	}
 	// verify ran nothing on the container's configuration.
@@ -179,15 +197,52 @@ func TestVerifyDNATToContainer(t *testing.T) {
 		t.Errorf("the container's access log %s was recreated during verify: a command ran on its configuration", accessLog)
 	}
 
+	// The text rendering names where the answer came from.
+	cmd := s.origin.Command(ctx, cfguardBin, "--state-dir", s.state, "--api-url", s.api.URL, "verify", "--timeout", "3s")
+	cmd.Env = append(os.Environ(), "CLOUDFLARE_API_TOKEN="+cfapitest.DefaultToken, "NO_COLOR=1")
+	text, _, _ := runCmd(t, cmd)
+	t.Logf("verify:\n%s", text)
+	if !strings.Contains(text, "192.0.2.130:8080 answers GET / for www.example.com with 200 OK") {
+		t.Errorf("the text output does not name the container's address:\n%s", text)
+	}
+
+	// A forward rule drops one stand-in Cloudflare range on its way to the
+	// container: the IPv4 path fails with 522 naming that rule and the DNAT.
+	fwd := filepath.Join(s.dir, "forward.nft")
+	os.WriteFile(fwd, []byte("table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tip saddr 203.0.113.0/24 drop\n\t}\n}\n"), 0o644)
+	s.origin.Run("nft", "-f", fwd)
+	rep, out, code = s.verify()
+	if code != 1 || rep.Summary.Failing != 1 {
+		t.Fatalf("forward drop: exit %d, summary %+v\n%s", code, rep.Summary, out)
+	}
+	for _, p := range rep.Paths {
+		ev := strings.Join(p.Evidence, "\n")
+		switch p.OriginIP {
+		case "192.0.2.1":
+			if p.OK || p.Status != 522 || p.Stage != report.StageFirewall || !strings.Contains(ev, "chain forward") || !strings.Contains(ev, want[p.OriginIP]) {
+				t.Errorf("forward drop, IPv4 path: %+v", p)
+			}
+		default:
+			if !p.OK {
+				t.Errorf("forward drop, IPv6 path: %+v", p)
+			}
+		}
+	}
+	t.Logf("verify (forward drop):\n%s", s.text())
+	s.origin.Run("nft", "delete", "table", "inet", "filter")
+
 	// The container's backend is down: nginx answers 502, and the path
-	// fails with it, naming the DNAT.
+	// fails with it at the upstream stage, naming the backend (connected
+	// to from inside the container) and the DNAT.
 	s.nginx("proxy_pass http://127.0.0.1:9;", true)
+	t.Logf("verify (the container's backend down):\n%s", s.text())
 	rep, out, code = s.verify()
 	if code != 1 || rep.Summary.Failing != 2 {
 		t.Fatalf("backend down: exit %d, summary %+v\n%s", code, rep.Summary, out)
 	}
 	for _, p := range rep.Paths {
-		if p.OK || p.Status != 502 || !strings.Contains(strings.Join(p.Evidence, "\n"), want[p.OriginIP]) {
+		if p.OK || p.Status != 502 || p.Stage != report.StageUpstream || !strings.Contains(strings.Join(p.Evidence, "\n"), want[p.OriginIP]) ||
+			!strings.Contains(p.Cause, "the backend of nginx in container net:[") || !strings.Contains(p.Cause, "proxy_pass http://127.0.0.1:9: 127.0.0.1:9 refuses connections") {
 			t.Errorf("backend down, path %s: %+v", p.OriginIP, p)
 		}
 	}
@@ -201,6 +256,7 @@ func TestVerifyDNATToContainer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("verify (nothing behind the DNAT):\n%s", s.text())
 	rep, out, code = s.verify()
 	if code != 1 || rep.Summary.Failing != 2 {
 		t.Fatalf("nothing behind the DNAT: exit %d, summary %+v\n%s", code, rep.Summary, out)

@@ -47,6 +47,7 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 	var xlat Translation // the SYN's DNAT, which the packets after it share
 	var fwdIf string
 	var fwdIndex uint32
+	var estab Result // the packets after the SYN, when not accepted
 	for _, kind := range []packetKind{kindSYN, kindEstablished, kindReply} {
 		p := newPacketKind(kind, src, dst, port)
 		p.piece = piece
@@ -62,22 +63,39 @@ func (r *Ruleset) exchange(src, dst netip.Addr, port uint16, piece *ivlAddr) (Re
 		if p.dep > dep {
 			dep, at = p.dep, p.depAt
 		}
-		if res.Verdict != Accept {
-			switch kind {
-			case kindEstablished:
-				res.Packet = PacketEstablished
-				res.Reason = strings.TrimSuffix("the SYN is accepted, but the packets after it (ct state established) are not; "+res.Reason, "; ")
-			case kindReply:
-				res.Packet = PacketReply
-				if res.Verdict == Reject {
-					// The reject answers this host itself; Cloudflare gets
-					// nothing and times out.
-					res.Verdict = Drop
-				}
-				res.Reason = strings.TrimSuffix("the SYN and the packets after it are accepted, but this host's answers to Cloudflare (output, ct state established) are not; "+res.Reason, "; ")
-			}
-			break
+		if res.Verdict == Accept {
+			continue
 		}
+		switch kind {
+		case kindSYN:
+		case kindEstablished:
+			// The answer to the SYN (the SYN-ACK) comes before the packets
+			// after the SYN: if it is not let through either, it decides.
+			res.Packet = PacketEstablished
+			res.Reason = strings.TrimSuffix("the SYN is accepted, but the packets after it (ct state established) are not; "+res.Reason, "; ")
+			estab = res
+			continue
+		case kindReply:
+			res.Packet = PacketReply
+			if res.Verdict == Reject {
+				// The reject answers the sender of the answer; Cloudflare
+				// gets nothing and times out.
+				res.Verdict = Drop
+			}
+			whose := "this host's answers to Cloudflare (output, ct state established)"
+			if p.forwarded {
+				whose = "the answers of " + xlat.To.String() + " to Cloudflare (forwarded back, ct state established)"
+			}
+			what := "the SYN and the packets after it are accepted"
+			if estab.Packet == PacketEstablished {
+				what = "the SYN is accepted (the packets after it are not either)"
+			}
+			res.Reason = strings.TrimSuffix(what+", but "+whose+" are not; "+res.Reason, "; ")
+		}
+		break
+	}
+	if res.Verdict == Accept && estab.Packet == PacketEstablished {
+		res = estab
 	}
 	if nd.Verdict == CannotTell && res.Verdict != Drop {
 		res = nd // a drop stands whatever neighbour discovery meets

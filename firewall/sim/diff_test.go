@@ -31,6 +31,7 @@ type diffStats struct {
 	mu                                  sync.Mutex
 	rulesets, unloadable, probes, exact int
 	cannot, wrong, pieceWrong           int
+	translated                          int // probes the simulator followed through a DNAT
 	shown                               int
 	why                                 map[string]int // cannot tell, by reason
 }
@@ -61,7 +62,7 @@ func TestDifferential(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				diffOne(t, &st, origin, client, dir, i, texts[i], cmds[i])
+				diffOne(t, &st, origin, client, dir, i, texts[i], cmds[i], nil)
 			}
 		}()
 	}
@@ -83,7 +84,9 @@ func TestDifferential(t *testing.T) {
 	}
 }
 
-func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string, i int, text string, cmds [][]string) {
+// diffOne loads and judges one ruleset; prep (if set) prepares the
+// ruleset read back (the DNAT differential gives it a router).
+func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string, i int, text string, cmds [][]string, prep func(*Ruleset)) {
 	path := filepath.Join(dir, fmt.Sprintf("r%d.nft", i))
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Error(err)
@@ -112,6 +115,9 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 		t.Errorf("ruleset %d: Read: %v", i, err)
 		return
 	}
+	if prep != nil {
+		prep(rs)
+	}
 	solicitOrigin(t, client)
 	type pr struct {
 		src  netip.Addr
@@ -135,10 +141,13 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 	wg.Wait()
 
 	var wrong []string
-	exact, cannot, pieceWrong := 0, 0, 0
+	exact, cannot, pieceWrong, translated := 0, 0, 0, 0
 	why := map[string]int{}
 	for j, p := range probes {
 		got := rs.Check(p.src, dstFor(p.src), p.port)
+		if got.DNAT.Translated() {
+			translated++
+		}
 		switch {
 		case got.Verdict == CannotTell:
 			cannot++
@@ -174,6 +183,7 @@ func diffOne(t *testing.T, st *diffStats, origin, client *nstest.NS, dir string,
 	st.probes += len(probes)
 	st.exact += exact
 	st.cannot += cannot
+	st.translated += translated
 	st.wrong += len(wrong) - pieceWrong
 	st.pieceWrong += pieceWrong
 	for r, n := range why {

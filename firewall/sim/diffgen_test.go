@@ -25,6 +25,7 @@ type gen struct {
 	b        strings.Builder
 	noReject bool // generating a postrouting chain
 	outChain bool // generating an output or postrouting chain
+	dnat     bool // the DNAT differential: forward chains too, and dnatTables
 }
 
 func (g *gen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
@@ -259,6 +260,9 @@ func (g *gen) ruleset() string {
 		}
 		for bi := range 1 + g.r.IntN(2) {
 			hook := g.pick("input", "input", "input", "prerouting", "output", "postrouting")
+			if g.dnat {
+				hook = g.pick("forward", "forward", "forward", "input", "prerouting", "output", "postrouting")
+			}
 			prio := g.pick("-300", "-150", "-10", "0", "0", "0", "10", "100")
 			policy := g.pick("accept", "accept", "drop")
 			fmt.Fprintf(&g.b, "\tchain b%d {\n\t\ttype filter hook %s priority %s; policy %s;\n", bi, hook, prio, policy)
@@ -271,6 +275,9 @@ func (g *gen) ruleset() string {
 			fmt.Fprintln(&g.b, "\t}")
 		}
 		fmt.Fprintln(&g.b, "}")
+	}
+	if g.dnat {
+		g.b.WriteString(dnatTables)
 	}
 	return g.b.String()
 }

@@ -40,6 +40,9 @@
 //     a solicitation with (untracked, from the origin address); if it does
 //     not get out, Drop.
 //
+// The answer to the SYN (the SYN-ACK) comes before the packets after the
+// SYN: when neither is let through, the answer's result is the one given.
+//
 // Chains of type nat run for the SYN only, as in the kernel (later packets
 // reuse the mapping; untracked ones have none). A reject answers with a TCP
 // reset or an ICMP error that leaves through output and postrouting with

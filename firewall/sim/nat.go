@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -379,4 +380,49 @@ func hasDNAT(exprs []expr.Any) bool {
 		}
 	}
 	return false
+}
+
+// ctStatusNames names ct status bits as nft does (IPS_* of
+// linux/netfilter/nf_conntrack_common.h).
+func ctStatusNames(m uint32) string {
+	names := []string{"expected", "seen-reply", "assured", "confirmed", "snat", "dnat", "", "", "", "dying"}
+	var out []string
+	for i, n := range names {
+		if n != "" && m&(1<<i) != 0 {
+			out = append(out, n)
+			m &^= 1 << i
+		}
+	}
+	if m != 0 {
+		out = append(out, fmt.Sprintf("0x%x", m))
+	}
+	return strings.Join(out, ",")
+}
+
+// natRegText renders a dnat's target from the immediates that loaded its
+// registers: "ip to 192.0.2.130:8080", or "to …" when they are not known.
+func natRegText(e *expr.NAT, reg map[uint32]field) string {
+	var to natTo
+	if e.RegAddrMin != 0 {
+		a, ok := netip.AddrFromSlice(reg[e.RegAddrMin].data)
+		if !ok || (e.RegAddrMax != 0 && e.RegAddrMax != e.RegAddrMin) {
+			return "to …"
+		}
+		to.addr = a
+	}
+	if e.RegProtoMin != 0 {
+		d := reg[e.RegProtoMin].data
+		if len(d) < 2 || (e.RegProtoMax != 0 && e.RegProtoMax != e.RegProtoMin) {
+			return "to …"
+		}
+		to.port = binary.BigEndian.Uint16(d)
+	}
+	if !to.addr.IsValid() && to.port == 0 {
+		return "to …"
+	}
+	fam := "ip "
+	if e.Family == unix.NFPROTO_IPV6 {
+		fam = "ip6 "
+	}
+	return fam + "to " + natText(to)
 }

@@ -101,6 +101,31 @@ var natCases = []struct {
 		{probe: probe{src: cfA, port: 443, want: Accept}},
 		{probe: probe{src: cfC, port: 443, want: Drop}},
 	}},
+	{name: "reject", nft: `
+table ip nat {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 192.0.2.1 tcp dport 80 dnat ip to 192.0.2.130:8080
+		ip daddr 192.0.2.1 tcp dport 81 dnat ip to 192.0.2.130:8081
+		ip daddr 192.0.2.1 tcp dport 82 dnat ip to 192.0.2.130:8082
+	}
+}
+table inet filter {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		tcp dport 8080 ct state new reject
+		tcp dport 8081 ct state new reject with tcp reset
+		tcp dport 8082 ct state established reject
+	}
+}
+`, probes: []natProbe{
+		{probe: probe{src: cfA, port: 80, want: Reject}, to: "192.0.2.130:8080"},
+		{probe: probe{src: cfA, port: 81, want: Reject}, to: "192.0.2.130:8081"},
+		// The packets after the SYN are rejected, but so may be the
+		// container's SYN-ACK, which comes first: whether the rule's
+		// `tcp dport 8082` matches it depends on Cloudflare's port.
+		{probe: probe{src: cfA, port: 82, want: CannotTell, real: Reject, reason: "the answers of 192.0.2.130:8082 to Cloudflare"}, to: "192.0.2.130:8082"},
+	}},
 	{name: "docker", docker: true, probes: []natProbe{
 		{probe: probe{src: cfA, port: 80, want: Accept}, to: "192.0.2.130:8080"},
 		{probe: probe{src: cf6A, port: 80, want: Accept}, to: "[2001:db8:c::2]:8080"},

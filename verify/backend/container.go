@@ -21,14 +21,16 @@ import (
 )
 
 // Web servers in containers. A process in another network namespace does
-// not serve this host's sockets (scanProcs leaves it out); one whose root
-// directory is not this host's (a container with host networking, a
-// chroot) serves them, but its configuration lives in its own file system.
-// Neither is analysed, and no command (`nginx -T`) is ever run for one:
-// nginx -T opens and creates the log files its configuration names, which
-// for a container's configuration run on the host would write into the
-// host's or the container's files. What listens behind a port this host
-// publishes by DNAT is named (Behind), not analysed.
+// not serve this host's sockets (scanProcs leaves it out of discovery); one
+// whose root directory is not this host's (a container with host
+// networking, a chroot) serves them, but its configuration lives in its own
+// file system: it is named in an info line, not analysed. No command
+// (`nginx -T`) is ever run for either: nginx -T opens and creates the log
+// files, pid file and temp directories its configuration names, which for
+// a container's configuration run on the host would write into the host's
+// or the container's files. What listens behind a port this host publishes
+// by DNAT is found and, for nginx, analysed from files and connects only
+// (Behind, containerconf.go).
 
 // errOtherRoot is why a web server whose root is not this host's is not
 // loaded.
@@ -80,24 +82,32 @@ type behindProc struct {
 	netns string // "net:[4026532…]"
 }
 
-// Behind names what listens on to, an address this host's DNAT sends
+// Behind analyses what listens on to, an address this host's DNAT sends
 // Cloudflare's connections to, in another network namespace (a
-// container), and says that it is not analysed. It reads /proc only: the
-// namespaces' socket tables and file descriptors, and the namespace's
-// addresses (netlink, from a thread switched into it).
-func (a *Analyzer) Behind(to netip.AddrPort) report.Outcome {
+// container): it finds the process from /proc (the namespaces' socket
+// tables and file descriptors, the namespace's addresses over netlink from
+// a thread switched into it) and, for nginx, reads its configuration
+// inside its root and connects to the backends of "/" from the
+// container's side (containerconf.go). Nothing is run. Another web server,
+// or a configuration that cannot be read, is named as not analysed.
+func (a *Analyzer) Behind(ctx context.Context, to netip.AddrPort, host string, status int) report.Outcome {
 	out := report.Outcome{Stage: report.StageUpstream}
 	b, ok := findBehind(a.opts.ProcRoot, to)
 	if !ok {
 		out.Evidence = append(out.Evidence, fmt.Sprintf("the web server behind %s (published by DNAT) is not analysed: no process in a network namespace holding %s was found listening there", to, to.Addr()))
 		return out
 	}
-	name := b.scope
-	if name == "" {
-		name = b.netns
+	name := containerLabel(b)
+	why := "only nginx in a container is analysed"
+	if b.comm == "nginx" {
+		o, err := analyseContainer(ctx, a.opts.ProcRoot, b, to, host, status)
+		if err == nil {
+			return o
+		}
+		why = err.Error()
 	}
-	out.Evidence = append(out.Evidence, fmt.Sprintf("the web server in container %s (%s, pid %d, listening on %s) is not analysed: it serves another network namespace, and cfguard runs no command on a container's configuration and does not read it yet",
-		name, b.comm, b.pid, to))
+	out.Evidence = append(out.Evidence, fmt.Sprintf("the web server in container %s (%s, pid %d, listening on %s) is not analysed: %s; cfguard runs no command on a container's configuration",
+		name, b.comm, b.pid, to, why))
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -105,19 +106,22 @@ http {
 		t.Errorf("%s was recreated: something opened the container's configuration's logs", accessLog)
 	}
 
-	out := a.Behind(netip.MustParseAddrPort("192.0.2.130:8080"))
-	ev := strings.Join(out.Evidence, "\n")
-	if out.Fail || !strings.Contains(ev, "the web server in container net:[") || !strings.Contains(ev, "(nginx, pid ") || !strings.Contains(ev, "is not analysed") {
-		t.Errorf("Behind(192.0.2.130:8080) = %+v", out)
+	b, ok := findBehind("/proc", netip.MustParseAddrPort("192.0.2.130:8080"))
+	if !ok || b.comm != "nginx" || !strings.HasPrefix(b.netns, "net:[") {
+		t.Errorf("findBehind(192.0.2.130:8080) = %+v, %v", b, ok)
 	}
 	// The master, not a worker.
-	pid := strings.TrimSpace(readFile(t, s.path("nginx.pid")))
-	if !strings.Contains(ev, "pid "+pid+",") {
-		t.Errorf("Behind names another process than the master %s:\n%s", pid, ev)
+	if pid := strings.TrimSpace(readFile(t, s.path("nginx.pid"))); strconv.Itoa(b.pid) != pid {
+		t.Errorf("findBehind names pid %d, not the master %s", b.pid, pid)
+	}
+	out := a.Behind(context.Background(), netip.MustParseAddrPort("192.0.2.130:8080"), "www.example.com", 200)
+	ev := strings.Join(out.Evidence, "\n")
+	if out.Fail || !strings.Contains(ev, "in container net:[") || !strings.Contains(ev, "nothing was run") {
+		t.Errorf("Behind(192.0.2.130:8080) = %+v", out)
 	}
 	// An address the namespace does not hold is not its.
-	if out := a.Behind(netip.MustParseAddrPort("192.0.2.131:8080")); strings.Contains(strings.Join(out.Evidence, ""), "nginx, pid") {
-		t.Errorf("Behind(192.0.2.131:8080) names a process: %+v", out)
+	if b, ok := findBehind("/proc", netip.MustParseAddrPort("192.0.2.131:8080")); ok {
+		t.Errorf("findBehind(192.0.2.131:8080) = %+v", b)
 	}
 }
 
@@ -245,4 +249,42 @@ func FuzzCgroup(f *testing.F) {
 			t.Errorf("scope %q of %q spans path elements", s, cg)
 		}
 	})
+}
+
+// TestRootFS reads a container's configuration inside its root: an
+// absolute symbolic link (Debian's sites-enabled) resolves in the root,
+// not on the host, and ".." cannot climb out.
+func TestRootFS(t *testing.T) {
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"etc/nginx/nginx.conf":                     "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+		"etc/nginx/sites-available/cfguard-rootfs": "server { listen 8080; location / { proxy_pass http://127.0.0.1:9; } }\n",
+	} {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "etc/nginx/sites-enabled"), 0o755)
+	if err := os.Symlink("/etc/nginx/sites-available/cfguard-rootfs", filepath.Join(root, "etc/nginx/sites-enabled/site")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../../../etc/hostname", filepath.Join(root, "etc/escape")); err != nil {
+		t.Fatal(err)
+	}
+	fsys := rootFS{dir: root}
+	cfg, err := nginxconf.LoadWith("/etc/nginx/nginx.conf", fsys.glob, fsys.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := cfg.Route(netip.MustParseAddr("192.0.2.130"), 8080, "www.example.com")
+	if rt == nil || rt.Backend == nil || rt.Backend.Pass != "http://127.0.0.1:9" {
+		t.Fatalf("route through the symlinked site: %+v", rt)
+	}
+	if got, err := fsys.read("/etc/escape"); err == nil && got != "" {
+		if host, _ := os.ReadFile("/etc/hostname"); string(host) == got {
+			t.Errorf("a relative link climbed out of the root and read the host's /etc/hostname")
+		}
+	}
 }

@@ -158,7 +158,7 @@ func (a *Analyzer) logWarnings(rt *route, v *verdict) []string {
 		}
 		when := ""
 		if !c.Last.IsZero() {
-			when = fmt.Sprintf(", last %s ago", roundDur(a.now.Sub(c.Last)))
+			when = ", last " + ago(a.now.Sub(c.Last))
 		}
 		var w string
 		switch c.Kind {
@@ -231,4 +231,13 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d.Round(time.Microsecond)
+}
+
+// ago says how long ago, to the second: "less than a second ago", "12s
+// ago", "4m3s ago".
+func ago(d time.Duration) string {
+	if d < time.Second {
+		return "less than a second ago"
+	}
+	return d.Round(time.Second).String() + " ago"
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/cloudflare/cloudflare-go/v7/option"
@@ -101,8 +102,19 @@ func (c *Client) Rules(ctx context.Context, zoneID string) (Rules, error) {
 			return err
 		}},
 	}
-	for _, k := range kinds {
-		err := k.read()
+	// The three reads at once: one zone's rules cost one round trip.
+	errs := make([]error, len(kinds))
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = k.read()
+		}()
+	}
+	wg.Wait()
+	for i, k := range kinds {
+		err := errs[i]
 		if err == nil {
 			continue
 		}

@@ -14,7 +14,7 @@ import (
 // cannot read. It connects from this host, within the context's deadline
 // and at most DialTimeout: accepted passes, refused fails with 521
 // (nothing listens behind the DNAT), no answer with 522. via names the
-// DNAT for the messages.
+// DNAT's rule for the messages.
 func Published(ctx context.Context, t Target, via string) report.Outcome {
 	o := report.Outcome{Stage: report.StageListener}
 	if err := t.check(); err != nil {

@@ -4,5 +4,6 @@
 // SNI). expr.go parses the Rules language; eval.go evaluates an expression
 // over a hostname alone, in three values: true, false, or "depends on the
 // request" (a field verify cannot know, such as the URI path); apply.go
-// merges the matching rules as Cloudflare does.
+// merges the matching rules as Cloudflare does; pagerule.go matches a Page
+// Rule's URL pattern.
 package rules

@@ -11,6 +11,11 @@ import (
 	"sync"
 )
 
+// maxValueLen bounds a string built while evaluating (Cloudflare's whole
+// expression is at most 4,096 characters), so that a wildcard or a regular
+// expression never runs over more.
+const maxValueLen = 4096
+
 // Truth is the value of an expression for one hostname.
 type Truth int8
 
@@ -208,12 +213,14 @@ func evalCall(v *value, env Env) val {
 		}
 		return "", false
 	}
-	bad := val{why: []string{fmt.Sprintf("%s() with arguments verify does not understand", v.s)}}
+	bad := func() val {
+		return val{why: []string{fmt.Sprintf("%s() with arguments verify does not understand", v.s)}}
+	}
 	switch v.s {
 	case "lower", "upper":
 		s, ok := str(0)
 		if !ok || len(args) != 1 {
-			return bad
+			return bad()
 		}
 		if v.s == "lower" {
 			return val{known: true, kind: kString, s: strings.ToLower(s)}
@@ -223,7 +230,7 @@ func evalCall(v *value, env Env) val {
 		s, ok1 := str(0)
 		x, ok2 := str(1)
 		if !ok1 || !ok2 || len(args) != 2 {
-			return bad
+			return bad()
 		}
 		if v.s == "ends_with" {
 			return val{known: true, kind: kBool, b: strings.HasSuffix(s, x)}
@@ -232,7 +239,7 @@ func evalCall(v *value, env Env) val {
 	case "len":
 		s, ok := str(0)
 		if !ok || len(args) != 1 {
-			return bad
+			return bad()
 		}
 		return val{known: true, kind: kInt, n: int64(len(s))}
 	case "concat":
@@ -240,7 +247,10 @@ func evalCall(v *value, env Env) val {
 		for i := range args {
 			s, ok := str(i)
 			if !ok {
-				return bad
+				return bad()
+			}
+			if b.Len()+len(s) > maxValueLen {
+				return val{why: []string{fmt.Sprintf("concat() of more than %d bytes", maxValueLen)}}
 			}
 			b.WriteString(s)
 		}
@@ -277,12 +287,14 @@ func evalCompare(n *node, env Env) Result {
 	if !a.known || !b.known {
 		return unknown(append(a.fields, b.fields...), append(a.why, b.why...))
 	}
-	cannot := unknown(nil, []string{fmt.Sprintf("%s %s %s compares values verify cannot compare", describe(n.a), n.op, describe(n.b))})
+	cannot := func() Result {
+		return unknown(nil, []string{fmt.Sprintf("%s %s %s compares values verify cannot compare", describe(n.a), n.op, describe(n.b))})
+	}
 	switch n.op {
 	case "eq", "ne":
 		eq, ok := equal(a, b)
 		if !ok {
-			return cannot
+			return cannot()
 		}
 		return truth(eq == (n.op == "eq"))
 	case "lt", "le", "gt", "ge":
@@ -293,12 +305,20 @@ func evalCompare(n *node, env Env) Result {
 		case a.kind == kString && b.kind == kString:
 			c = strings.Compare(a.s, b.s)
 		default:
-			return cannot
+			return cannot()
 		}
-		return truth(map[string]bool{"lt": c < 0, "le": c <= 0, "gt": c > 0, "ge": c >= 0}[n.op])
+		switch n.op {
+		case "lt":
+			return truth(c < 0)
+		case "le":
+			return truth(c <= 0)
+		case "gt":
+			return truth(c > 0)
+		}
+		return truth(c >= 0)
 	}
 	if a.kind != kString || b.kind != kString {
-		return cannot
+		return cannot()
 	}
 	switch n.op {
 	case "contains":
@@ -320,7 +340,7 @@ func evalCompare(n *node, env Env) Result {
 		}
 		return truth(re.MatchString(a.s))
 	}
-	return cannot
+	return cannot()
 }
 
 func cmpInt(a, b int64) int {

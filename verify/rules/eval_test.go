@@ -60,6 +60,7 @@ func TestEval(t *testing.T) {
 		{`http.host matches "(?<=a)pi"`, "api.example.com", Unknown, nil},
 		{`http.host eq 443`, "api.example.com", Unknown, nil},
 		{`http.host in {1..10}`, "api.example.com", Unknown, nil},
+		{`concat(` + strings.Repeat(`http.host, `, 300) + `"") wildcard "*a*a*a*a*b"`, "api.example.com", Unknown, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {

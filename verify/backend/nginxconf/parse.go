@@ -379,3 +379,16 @@ func (p *parser) skipBraces() error {
 	}
 	return fmt.Errorf("%s:%d: unexpected end of file in a lua block", p.file, p.line)
 }
+
+// LoadWith reads the main file and its includes through glob and read
+// (a container's files, read inside its root directory).
+func LoadWith(main string, glob func(pattern string) ([]string, error), read func(name string) (string, error)) (*Config, error) {
+	return build(main, func(pattern string) ([]string, error) {
+		if !hasMeta(pattern) {
+			return []string{pattern}, nil
+		}
+		m, err := glob(pattern)
+		sort.Strings(m)
+		return m, err
+	}, read)
+}
