@@ -62,7 +62,7 @@ type Override struct {
 // Configuration and Origin Rules in their order, later ones winning per
 // field, and a rule beating a Page Rule on the same field.
 func For(rs cloudflare.Rules, hostname string) Override {
-	return forAssuming(rs, hostname, "", map[memoKey]Result{})
+	return forAssuming(rs, hostname, "", nil)
 }
 
 // MaxAlternatives bounds the alternatives of one hostname, and
@@ -101,7 +101,7 @@ func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
 func Plan(rs cloudflare.Rules, hostname string) (Override, []Alternative) {
 	// Each rule's value for the hostname is the same whatever is assumed
 	// of another: evaluated once.
-	memo := map[memoKey]Result{}
+	memo := make(memo, len(rs.Page)+len(rs.Config)+len(rs.Origin))
 	base := forAssuming(rs, hostname, "", memo)
 	var out []Alternative
 	for i, u := range base.undecided {
@@ -137,7 +137,7 @@ func onOf(res Result) []string {
 
 // forAssuming is For with the rule of key assume taken as matching; memo
 // holds each rule's value for the hostname, by its key.
-func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]Result) Override {
+func forAssuming(rs cloudflare.Rules, hostname, assume string, memo memo) Override {
 	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
 	if strings.HasPrefix(env.Host, "*.") {
 		env.Host = ""
@@ -150,7 +150,11 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]
 		}
 		sets := pageSets(pr)
 		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
-		res := memoized(memo, memoKey{'p', i}, func() Result { return MatchPageTarget(pr.Target, env.Host) })
+		res, ok := memo.lookup(i)
+		if !ok {
+			res = MatchPageTarget(pr.Target, env.Host)
+			memo.store(i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -177,7 +181,11 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]
 		}
 		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
 		sets := []string{"SSL mode " + r.SSL}
-		res := memoized(memo, memoKey{'c', i}, func() Result { return evalRule(r.Expression, env) })
+		res, ok := memo.lookup(len(rs.Page) + i)
+		if !ok {
+			res = evalRule(r.Expression, env)
+			memo.store(len(rs.Page)+i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -199,7 +207,11 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string, memo map[memoKey]
 			continue
 		}
 		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
-		res := memoized(memo, memoKey{'o', i}, func() Result { return evalRule(r.Expression, env) })
+		res, ok := memo.lookup(len(rs.Page) + len(rs.Config) + i)
+		if !ok {
+			res = evalRule(r.Expression, env)
+			memo.store(len(rs.Page)+len(rs.Config)+i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -268,22 +280,27 @@ func routeSets(r cloudflare.Rule) []string {
 	return s
 }
 
-// memoKey names a rule of one cloudflare.Rules: its kind ('p', 'c', 'o')
-// and its index.
-type memoKey struct {
-	kind byte
-	i    int
+// memo holds each rule's value for one hostname: the Page Rules, then
+// the Configuration Rules, then the Origin Rules, by index. A nil memo
+// keeps nothing. Its Results share their slices: only read them.
+type memo []memoEntry
+
+type memoEntry struct {
+	done bool
+	res  Result
 }
 
-// memoized is memo's value for k, computed by f the first time. The
-// Result's slices are shared: callers only read them.
-func memoized(memo map[memoKey]Result, k memoKey, f func() Result) Result {
-	if r, ok := memo[k]; ok {
-		return r
+func (m memo) lookup(i int) (Result, bool) {
+	if m == nil || !m[i].done {
+		return Result{}, false
 	}
-	r := f()
-	memo[k] = r
-	return r
+	return m[i].res, true
+}
+
+func (m memo) store(i int, r Result) {
+	if m != nil {
+		m[i] = memoEntry{true, r}
+	}
 }
 
 // parsed keeps the expressions parsed, so that a run applying a zone's
