@@ -72,6 +72,7 @@ FUZZ_TARGETS = \
 	FuzzSame:./cfranges/realip \
 	FuzzWebSaid:./internal/guard \
 	FuzzParseEdgeAnswer:./verify/cloudflare \
+	FuzzParseRuleset:./verify/cloudflare \
 	FuzzParseEdge:./internal/cmd/cfapi-standin \
 	FuzzParse:./verify/rules
 

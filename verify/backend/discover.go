@@ -347,7 +347,7 @@ func discover(ctx context.Context, opts Options, sys system) (*Analyzer, []repor
 	entries = append(entries, kern...)
 	visitors, _ := logs.Visitors(entries)
 	a.counts = logs.Tally(visitors)
-	a.ownEarlier = logs.Tally(slices.DeleteFunc(slices.Clone(entries), func(e logs.Entry) bool { return e.Probe == "" }))
+	a.ownEarlier = logs.Tally(slices.DeleteFunc(slices.Clone(entries), func(e logs.Entry) bool { return !logs.Own(e) }))
 
 	// The host.
 	findings = append(findings, readHost(opts.ProcRoot).findings()...)

@@ -283,6 +283,11 @@ func parseFPMStatus(body string) *fpmStatus {
 // dial (on the calling goroutine: probes made inside a network namespace
 // stay there).
 func probeHTTP(ctx context.Context, dial func() (net.Conn, probeResult), scheme, host string, timeout time.Duration) probeResult {
+	if !validHost(host) {
+		// The Host comes from the API (a record's name, an Origin Rule's
+		// host_header): written as it is, a CR or LF would add headers.
+		return probeResult{kind: probeError, err: fmt.Errorf("verify sent no GET / with the Host %q, which no HTTP request may carry", host)}
+	}
 	conn, r := dial()
 	if r.kind != probeOK {
 		return r
@@ -320,4 +325,20 @@ func probeHTTP(ctx context.Context, dial func() (net.Conn, probeResult), scheme,
 	}
 	resp.Body.Close()
 	return probeResult{kind: probeOK, took: time.Since(start), status: resp.StatusCode, answered: resp.Status}
+}
+
+// validHost reports whether h can be sent as a Host header as it is: 1 to
+// 255 bytes of letters, digits and - . _ : [ ] (a name, an address, a
+// port), nothing that could end the header line.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

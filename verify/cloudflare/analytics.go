@@ -265,6 +265,7 @@ func parseEdgeAnswer(body []byte) ([]EdgeGroup, *gqlError, error) {
 		return nil, nil, fmt.Errorf("%d groups, more than the %d asked for", len(groups), EdgeGroupLimit)
 	}
 	out := make([]EdgeGroup, 0, len(groups))
+	var total int64 // at most 2^53: the sums of any groups stay in an int64
 	for i, g := range groups {
 		d := g.Dimensions
 		if d == nil || d.Host == nil {
@@ -276,6 +277,9 @@ func parseEdgeAnswer(body []byte) ([]EdgeGroup, *gqlError, error) {
 		count, err := jsonInt(g.Count, 0, 1<<53)
 		if err != nil {
 			return nil, nil, fmt.Errorf("group %d: count: %v", i, err)
+		}
+		if total += count; total > 1<<53 {
+			return nil, nil, fmt.Errorf("group %d: counts adding up to more than 2^53 requests", i)
 		}
 		edge, err := jsonInt(d.Edge, 100, 599)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cloudflare/cloudflare-go/v7/option"
 	"github.com/cloudflare/cloudflare-go/v7/zones"
@@ -204,6 +205,12 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 		}
 		return nil, werr
 	}
+	return parsePhase(body, phase, what)
+}
+
+// parsePhase reads an entrypoint ruleset's answer: its rules with the
+// parameters verify uses, refusing what Cloudflare could not have sent.
+func parsePhase(body []byte, phase, what string) ([]Rule, error) {
 	var env struct {
 		Result struct {
 			ID    string `json:"id"`
@@ -219,6 +226,9 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "a ruleset verify cannot read (" + err.Error() + ")"}
+	}
+	if n := len(env.Result.Rules); n > MaxRules {
+		return nil, &Error{Kind: KindAPI, What: what, APIMessage: fmt.Sprintf("a ruleset of %d rules, more than the %d verify reads", n, MaxRules)}
 	}
 	var out []Rule
 	for _, r := range env.Result.Rules {
@@ -246,7 +256,11 @@ func (c *Client) phase(ctx context.Context, zoneID, phase, what, need string) ([
 			rule.SSL = ap.SSL
 		case "route":
 			rule.OriginHost, rule.OriginPort, rule.HostHeader, rule.SNI = ap.Origin.Host, ap.Origin.Port, ap.HostHeader, ap.SNI.Value
+			if bad := badRoute(rule); bad != "" {
+				return nil, &Error{Kind: KindAPI, What: what, APIMessage: fmt.Sprintf("rule %s with %s", ClipName(r.ID), bad)}
+			}
 		}
+		rule.ID, rule.Description = ClipName(rule.ID), ClipName(rule.Description)
 		out = append(out, rule)
 	}
 	return out, nil
@@ -259,6 +273,12 @@ func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, erro
 	if err != nil {
 		return nil, c.wrap(err, what, PermPageRulesRead)
 	}
+	return parsePageRules(body)
+}
+
+// parsePageRules reads the Page Rules' answer, highest priority first.
+func parsePageRules(body []byte) ([]PageRule, error) {
+	const what = "read the Page Rules"
 	var env struct {
 		Result []struct {
 			ID      string `json:"id"`
@@ -279,6 +299,9 @@ func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, erro
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, &Error{Kind: KindAPI, What: what, APIMessage: "Page Rules verify cannot read (" + err.Error() + ")"}
+	}
+	if n := len(env.Result); n > MaxRules {
+		return nil, &Error{Kind: KindAPI, What: what, APIMessage: fmt.Sprintf("%d Page Rules, more than the %d verify reads", n, MaxRules)}
 	}
 	var out []PageRule
 	for _, r := range env.Result {
@@ -302,8 +325,67 @@ func (c *Client) pageRules(ctx context.Context, zoneID string) ([]PageRule, erro
 				pr.HostHeaderOverride = s
 			}
 		}
+		for _, f := range []struct{ what, v string }{{"resolve_override", pr.ResolveOverride}, {"host_header_override", pr.HostHeaderOverride}} {
+			if f.v != "" && !validName(f.v) {
+				return nil, &Error{Kind: KindAPI, What: what, APIMessage: fmt.Sprintf("Page Rule %s with %s %q, which is no hostname", ClipName(r.ID), f.what, ClipName(f.v))}
+			}
+		}
+		pr.ID = ClipName(pr.ID)
 		out = append(out, pr)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Priority > out[j].Priority })
 	return out, nil
+}
+
+// MaxRules bounds the rules of one phase, and the Page Rules, verify
+// reads (Cloudflare allows a few hundred at most); maxName the bytes of a
+// rule's id or description it keeps: each is repeated on every path the
+// rule changes.
+const (
+	MaxRules = 1000
+	maxName  = 200
+)
+
+// ClipName bounds a name from the API to maxName bytes, cut at a rune,
+// with … for what was left out.
+func ClipName(s string) string {
+	if len(s) <= maxName {
+		return s
+	}
+	n := maxName
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// badRoute says what of a route rule's parameters Cloudflare could not
+// have sent, "" when nothing: a port outside 1–65535 (0 is none), an
+// origin host, Host header or SNI that is no hostname (a CR or LF in a
+// Host header would add headers to verify's request).
+func badRoute(r Rule) string {
+	if r.OriginPort < 0 || r.OriginPort > 65535 {
+		return fmt.Sprintf("origin port %d, which is no port (1–65535)", r.OriginPort)
+	}
+	for _, f := range []struct{ what, v string }{{"origin host", r.OriginHost}, {"host_header", r.HostHeader}, {"SNI", r.SNI}} {
+		if f.v != "" && !validName(f.v) {
+			return fmt.Sprintf("%s %q, which is no hostname", f.what, ClipName(f.v))
+		}
+	}
+	return ""
+}
+
+// validName: a hostname of at most 253 bytes, letters, digits, - _ and
+// dots (an IDN as Cloudflare sends it, in punycode).
+func validName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -20,7 +20,7 @@ func (m *Metrics) setEdge(rep *report.Report) {
 		}
 		seen[k] = true
 		for _, c := range p.Edge.ByEdgeStatus() {
-			m.edgeResponses.WithLabelValues(p.Zone, p.Hostname, strconv.Itoa(c.EdgeStatus)).Set(float64(c.Count))
+			m.edgeResponses.WithLabelValues(valid(p.Zone, p.Hostname, strconv.Itoa(c.EdgeStatus))...).Set(float64(c.Count))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -221,11 +222,11 @@ func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
 	failing := 0
 	for _, p := range rep.Paths {
 		l := []string{p.Zone, p.Hostname, p.OriginIP, strconv.Itoa(p.Port), p.Scheme}
-		m.pathUp.WithLabelValues(l...).Set(b2f(p.OK))
-		m.pathStatus.WithLabelValues(l...).Set(float64(p.Status))
-		m.pathStage.WithLabelValues(append(l, string(p.Stage))...).Set(1)
+		m.pathUp.WithLabelValues(valid(l...)...).Set(b2f(p.OK))
+		m.pathStatus.WithLabelValues(valid(l...)...).Set(float64(p.Status))
+		m.pathStage.WithLabelValues(valid(append(l, string(p.Stage))...)...).Set(1)
 		if p.CertificateNotAfter != nil {
-			m.certExpiry.WithLabelValues(l[:4]...).Set(ts(*p.CertificateNotAfter))
+			m.certExpiry.WithLabelValues(valid(l[:4]...)...).Set(ts(*p.CertificateNotAfter))
 		}
 		if !p.OK {
 			failing++
@@ -237,49 +238,51 @@ func (m *Metrics) SetReport(rep *report.Report, at time.Time) {
 // SetBackend renders one backend check; hung is the probes in a row that
 // timed out or found it saturated.
 func (m *Metrics) SetBackend(b backend.Watched, c backend.Check, hung int) {
-	m.backendUp.WithLabelValues(b.Target, b.Unit).Set(b2f(c.State == backend.StateUp))
-	m.backendHung.WithLabelValues(b.Target, b.Unit).Set(float64(hung))
+	m.backendUp.WithLabelValues(valid(b.Target, b.Unit)...).Set(b2f(c.State == backend.StateUp))
+	m.backendHung.WithLabelValues(valid(b.Target, b.Unit)...).Set(float64(hung))
 	if c.State == backend.StateUp {
-		m.backendProbe.WithLabelValues(b.Target, b.Unit).Set(c.Took.Seconds())
+		m.backendProbe.WithLabelValues(valid(b.Target, b.Unit)...).Set(c.Took.Seconds())
 	}
 	if p := c.Pool; p != nil {
-		m.fpmActive.WithLabelValues(b.Target, b.Pool).Set(float64(p.Active))
-		m.fpmIdle.WithLabelValues(b.Target, b.Pool).Set(float64(p.Idle))
-		m.fpmQueue.WithLabelValues(b.Target, b.Pool).Set(float64(p.ListenQueue))
-		m.fpmMaxChildren.WithLabelValues(b.Target, b.Pool).Set(float64(p.MaxChildrenReached))
+		m.fpmActive.WithLabelValues(valid(b.Target, b.Pool)...).Set(float64(p.Active))
+		m.fpmIdle.WithLabelValues(valid(b.Target, b.Pool)...).Set(float64(p.Idle))
+		m.fpmQueue.WithLabelValues(valid(b.Target, b.Pool)...).Set(float64(p.ListenQueue))
+		m.fpmMaxChildren.WithLabelValues(valid(b.Target, b.Pool)...).Set(float64(p.MaxChildrenReached))
 	}
 }
 
 // DeleteBackend drops a backend the web servers no longer pass to.
 func (m *Metrics) DeleteBackend(b backend.Watched) {
 	for _, v := range []*prometheus.GaugeVec{m.backendUp, m.backendHung, m.backendProbe} {
-		v.DeleteLabelValues(b.Target, b.Unit)
+		v.DeleteLabelValues(valid(b.Target, b.Unit)...)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.fpmActive, m.fpmIdle, m.fpmQueue, m.fpmMaxChildren} {
-		v.DeleteLabelValues(b.Target, b.Pool)
+		v.DeleteLabelValues(valid(b.Target, b.Pool)...)
 	}
 }
 
 // SetListener renders whether a web server accepts on an address.
 func (m *Metrics) SetListener(web, address string, up bool) {
-	m.listenerUp.WithLabelValues(web, address).Set(b2f(up))
+	m.listenerUp.WithLabelValues(valid(web, address)...).Set(b2f(up))
 }
 
 // LogEvent counts one classified error-log line.
-func (m *Metrics) LogEvent(source, kind string) { m.logEvents.WithLabelValues(source, kind).Inc() }
+func (m *Metrics) LogEvent(source, kind string) {
+	m.logEvents.WithLabelValues(valid(source, kind)...).Inc()
+}
 
 // OOMKill counts one OOM kill.
-func (m *Metrics) OOMKill(process string) { m.oomKills.WithLabelValues(process).Inc() }
+func (m *Metrics) OOMKill(process string) { m.oomKills.WithLabelValues(valid(process)...).Inc() }
 
 // Action renders what the Recoverer did.
 func (m *Metrics) Action(a recovery.Action) {
 	switch {
 	case a.Refused != "":
-		m.refused.WithLabelValues(a.Unit, a.Reason).Inc()
+		m.refused.WithLabelValues(valid(a.Unit, a.Reason)...).Inc()
 	case a.Err != nil || !a.Restarted || a.JobResult != "done":
-		m.failed.WithLabelValues(a.Unit, a.Reason).Inc()
+		m.failed.WithLabelValues(valid(a.Unit, a.Reason)...).Inc()
 	default:
-		m.recoveries.WithLabelValues(a.Unit, a.Reason).Inc()
+		m.recoveries.WithLabelValues(valid(a.Unit, a.Reason)...).Inc()
 	}
 }
 
@@ -290,3 +293,14 @@ func (m *Metrics) CheckDuration(check string, d time.Duration) {
 
 // RoundDone records the end of a round of checks.
 func (m *Metrics) RoundDone(at time.Time) { m.lastCheck.WithLabelValues().Set(ts(at)) }
+
+// valid makes label values valid UTF-8 (client_golang panics on any that
+// is not): a backend's path or a pool's name comes from a configuration
+// file, a process name from the kernel log, as they are.
+func valid(vs ...string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return out
+}

@@ -5,8 +5,9 @@
 // and watch alike).
 //
 // The mark is a Referer header, https://cfguard-probe.invalid/<id>, with a
-// random 16-hex-digit id: nginx's error log appends it to every line about a
-// request (`referrer: "…"`), and Apache's default ErrorLogFormat does too
+// 16-hex-digit id (random, and tagged with a key of this host: Ours):
+// nginx's error log appends it to every line about a request
+// (`referrer: "…"`), and Apache's default ErrorLogFormat does too
 // (`, referer: …`), so it needs no configuration and leaves the URL — and
 // with it the cache key and the application's routing — as Cloudflare sends
 // it. The same id is in the User-Agent and the CF-Ray header, for access
@@ -17,10 +18,15 @@
 package probemark
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
 )
 
 // Host is the host of the Referer the probe sends: under .invalid (RFC
@@ -43,11 +49,65 @@ type Mark struct {
 // IsZero reports whether no request is named.
 func (m Mark) IsZero() bool { return m.ID == "" && !m.From.IsValid() }
 
-// New returns a fresh id.
+// An id is a random nonce and a tag, HMAC-SHA256 of the nonce under this
+// host's key (hex, nonceLen and IDLen-nonceLen digits). Anyone can send a
+// Referer that looks like a mark — a visitor hiding the errors their own
+// requests cause from the visitors' counts, an attacker hiding an outage
+// they cause from watch — so only an id with the right tag (Ours) is taken
+// as verify's: a forged one is counted as the visitor's it is. 16 bits of
+// tag leave a forger a 1 in 65,536 chance per line, with no way to tell
+// which; 48 bits of nonce keep ids distinct over millions of probes.
+const nonceLen = 12
+
+// keyFiles are where the host's key comes from, the first that reads:
+// the machine id (machine-id(5): readable on the host, never sent on the
+// network; used, as it asks, only through a keyed hash), else the boot id
+// (marks from before a reboot then count as visitors'). With neither, a
+// key of this process: only its own marks are left out.
+var keyFiles = []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/random/boot_id"}
+
+var key = sync.OnceValue(func() []byte {
+	for _, f := range keyFiles {
+		if id := readSmall(f); id != "" {
+			mac := hmac.New(sha256.New, []byte(id))
+			mac.Write([]byte("cfguard probemark v1"))
+			return mac.Sum(nil)
+		}
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+})
+
+// readSmall reads at most 256 bytes of a file, trimmed; "" on any error.
+func readSmall(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 256))
+	return strings.TrimSpace(string(b))
+}
+
+func tag(nonce string) string {
+	mac := hmac.New(sha256.New, key())
+	mac.Write([]byte(nonce))
+	return hex.EncodeToString(mac.Sum(nil))[:IDLen-nonceLen]
+}
+
+// New returns a fresh id, tagged with this host's key.
 func New() string {
-	var b [IDLen / 2]byte
+	var b [nonceLen / 2]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	n := hex.EncodeToString(b[:])
+	return n + tag(n)
+}
+
+// Ours reports whether id was made by New on this host (in this process,
+// an earlier verify, or a watch): its tag is right.
+func Ours(id string) bool {
+	return len(id) == IDLen && isHex(id) && hmac.Equal([]byte(id[nonceLen:]), []byte(tag(id[:nonceLen])))
 }
 
 // Referer is the Referer header value that carries id.
@@ -55,7 +115,7 @@ func Referer(id string) string { return "https://" + prefix + id }
 
 // Find returns the id of the mark a log line carries, "" when it carries
 // none: the first "cfguard-probe.invalid/" followed by exactly IDLen hex
-// digits.
+// digits. Whether verify made it is Ours.
 func Find(line string) string {
 	for {
 		i := strings.Index(line, prefix)

@@ -1,6 +1,7 @@
 package probemark
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,4 +57,34 @@ func FuzzFind(f *testing.F) {
 			t.Fatalf("Find(%q) = %q", line, id)
 		}
 	})
+}
+
+// TestOurs: an id New made is Ours; one a visitor could write into a
+// Referer (any 16 hex digits, another host's id, New's with its tag
+// changed) is not.
+func TestOurs(t *testing.T) {
+	id := New()
+	if !Ours(id) {
+		t.Fatalf("Ours(New() = %q) = false", id)
+	}
+	flipped := []byte(id)
+	if flipped[IDLen-1] == '0' {
+		flipped[IDLen-1] = '1'
+	} else {
+		flipped[IDLen-1] = '0'
+	}
+	for _, forged := range []string{"0123456789abcdef", "ffffffffffffffff", string(flipped), id[:IDLen-1], id + "0", strings.ToUpper(id), ""} {
+		if Ours(forged) {
+			t.Errorf("Ours(%q) = true, want false (not made by New on this host)", forged)
+		}
+	}
+	forged := 0
+	for i := range 1000 {
+		if Ours(fmt.Sprintf("%016x", i)) {
+			forged++
+		}
+	}
+	if forged > 5 {
+		t.Errorf("%d of 1,000 guessed ids pass as ours, want about 1 in 65,536", forged)
+	}
 }

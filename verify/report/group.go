@@ -46,6 +46,7 @@ type group struct {
 type hostPaths struct {
 	name   string
 	wheres []string
+	times  []int // how many of its paths each of wheres is (the ways only some requests take share one)
 	more   int
 	first  Path     // its first path in the group (its edge counts are the hostname's)
 	rules  []string // the rules that changed its paths, at most rulesNamed
@@ -72,8 +73,11 @@ func (g *group) count(p Path) {
 					h.rules = append(h.rules, r)
 				}
 			}
-			if len(h.wheres) < wheresNamed {
-				h.wheres = append(h.wheres, where(p))
+			w := where(p)
+			if i := slices.Index(h.wheres, w); i >= 0 {
+				h.times[i]++
+			} else if len(h.wheres) < wheresNamed {
+				h.wheres, h.times = append(h.wheres, w), append(h.times, 1)
 			} else {
 				h.more++
 			}
@@ -200,13 +204,22 @@ func writeOn(b *strings.Builder, p painter, g *group) {
 		width = max(width, len(h.name))
 	}
 	for _, h := range g.hosts {
-		w := strings.Join(h.wheres, ", ")
+		ws := make([]string, len(h.wheres))
+		n := 0
+		for i, w := range h.wheres {
+			ws[i] = w
+			if h.times[i] > 1 {
+				ws[i] += fmt.Sprintf(" (%d paths)", h.times[i])
+			}
+			n += h.times[i]
+		}
+		w := strings.Join(ws, ", ")
 		if h.more > 0 {
 			w += fmt.Sprintf(" and %d more", h.more)
 		}
 		fmt.Fprintf(b, "      %-*s %s\n", width, h.name, w)
 		writeNotes(b, p, g, h.first, h.rules, "        ")
-		listed += len(h.wheres) + h.more
+		listed += n + h.more
 	}
 	if hidden := len(g.seen) - len(g.hosts); hidden > 0 {
 		paths := ""

@@ -18,7 +18,7 @@ type Ref struct {
 }
 
 func (r Ref) String() string {
-	name := r.Name
+	name := cloudflare.ClipName(r.Name) // a Page Rule's pattern is as long as the API made it
 	if name == "" {
 		name = "(no description)"
 	}
@@ -62,11 +62,17 @@ type Override struct {
 // Configuration and Origin Rules in their order, later ones winning per
 // field, and a rule beating a Page Rule on the same field.
 func For(rs cloudflare.Rules, hostname string) Override {
-	return forAssuming(rs, hostname, "")
+	return forAssuming(rs, hostname, "", nil)
 }
 
-// MaxAlternatives bounds the alternatives of one hostname.
-const MaxAlternatives = 8
+// MaxAlternatives bounds the alternatives of one hostname, and
+// maxAlternativeTries the rules tried for them: a rule whose requests get
+// what every request gets is no alternative, and a zone of a thousand such
+// rules must not cost a thousand walks of its rules per hostname.
+const (
+	MaxAlternatives     = 8
+	maxAlternativeTries = 4 * MaxAlternatives
+)
 
 // Alternative is the way some requests to a hostname take: those that a
 // rule depending on the request matches.
@@ -93,13 +99,16 @@ func Alternatives(rs cloudflare.Rules, hostname string) []Alternative {
 
 // Plan is For and Alternatives at once.
 func Plan(rs cloudflare.Rules, hostname string) (Override, []Alternative) {
-	base := forAssuming(rs, hostname, "")
+	// Each rule's value for the hostname is the same whatever is assumed
+	// of another: evaluated once.
+	memo := make(memo, len(rs.Page)+len(rs.Config)+len(rs.Origin))
+	base := forAssuming(rs, hostname, "", memo)
 	var out []Alternative
-	for _, u := range base.undecided {
-		if len(out) == MaxAlternatives {
+	for i, u := range base.undecided {
+		if len(out) == MaxAlternatives || i == maxAlternativeTries {
 			break
 		}
-		alt := forAssuming(rs, hostname, u.key)
+		alt := forAssuming(rs, hostname, u.key, memo)
 		if alt.SSL == base.SSL && alt.Port == base.Port && alt.OriginHost == base.OriginHost && alt.HostHeader == base.HostHeader && alt.SNI == base.SNI {
 			continue
 		}
@@ -126,21 +135,26 @@ func onOf(res Result) []string {
 	return append(on, res.Why...)
 }
 
-// forAssuming is For with the rule of key assume taken as matching.
-func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
+// forAssuming is For with the rule of key assume taken as matching; memo
+// holds each rule's value for the hostname, by its key.
+func forAssuming(rs cloudflare.Rules, hostname, assume string, memo memo) Override {
 	env := Env{Host: strings.ToLower(strings.TrimSuffix(hostname, "."))}
 	if strings.HasPrefix(env.Host, "*.") {
 		env.Host = ""
 	}
 	var o Override
 	explicitSNI := ""
-	for _, pr := range rs.Page {
+	for i, pr := range rs.Page {
 		if pr.Status != "" && pr.Status != "active" {
 			continue
 		}
-		res := MatchPageTarget(pr.Target, env.Host)
 		sets := pageSets(pr)
 		ref := Ref{Kind: "Page Rule", Name: pr.Target, ID: pr.ID}
+		res, ok := memo.lookup(i)
+		if !ok {
+			res = MatchPageTarget(pr.Target, env.Host)
+			memo.store(i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -161,13 +175,17 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 		}
 		break
 	}
-	for _, r := range rs.Config {
+	for i, r := range rs.Config {
 		if !r.Enabled || r.Action != "set_config" || r.SSL == "" {
 			continue
 		}
 		ref := Ref{Kind: "Configuration Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
 		sets := []string{"SSL mode " + r.SSL}
-		res := evalRule(r.Expression, env)
+		res, ok := memo.lookup(len(rs.Page) + i)
+		if !ok {
+			res = evalRule(r.Expression, env)
+			memo.store(len(rs.Page)+i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -180,7 +198,7 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 			o.undecided = append(o.undecided, undecided{ref.key(), ref, onOf(res)})
 		}
 	}
-	for _, r := range rs.Origin {
+	for i, r := range rs.Origin {
 		if !r.Enabled || r.Action != "route" {
 			continue
 		}
@@ -189,7 +207,11 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 			continue
 		}
 		ref := Ref{Kind: "Origin Rule", Name: r.Description, Ruleset: r.RulesetID, ID: r.ID}
-		res := evalRule(r.Expression, env)
+		res, ok := memo.lookup(len(rs.Page) + len(rs.Config) + i)
+		if !ok {
+			res = evalRule(r.Expression, env)
+			memo.store(len(rs.Page)+len(rs.Config)+i, res)
+		}
 		if res.Truth == Unknown && ref.key() == assume {
 			res.Truth = True
 		}
@@ -208,8 +230,17 @@ func forAssuming(rs cloudflare.Rules, hostname, assume string) Override {
 		}
 	}
 	o.SNI = pick(explicitSNI, o.HostHeader)
+	if n := len(o.Depends) - MaxDepends; n > 0 {
+		o.Depends = append(o.Depends[:MaxDepends:MaxDepends], fmt.Sprintf("and %d more rules that depend on the request or that verify cannot decide; the paths assume they do not match", n))
+	}
 	return o
 }
+
+// MaxDepends bounds the rules named as depending on the request in one
+// Override: each is a warning on every path of the hostname (a zone of a
+// hundred rules on the URI path, over ten thousand paths, was hundreds of
+// megabytes of JSON).
+const MaxDepends = 16
 
 func pick(v, old string) string {
 	if v != "" {
@@ -249,6 +280,29 @@ func routeSets(r cloudflare.Rule) []string {
 	return s
 }
 
+// memo holds each rule's value for one hostname: the Page Rules, then
+// the Configuration Rules, then the Origin Rules, by index. A nil memo
+// keeps nothing. Its Results share their slices: only read them.
+type memo []memoEntry
+
+type memoEntry struct {
+	done bool
+	res  Result
+}
+
+func (m memo) lookup(i int) (Result, bool) {
+	if m == nil || !m[i].done {
+		return Result{}, false
+	}
+	return m[i].res, true
+}
+
+func (m memo) store(i int, r Result) {
+	if m != nil {
+		m[i] = memoEntry{true, r}
+	}
+}
+
 // parsed keeps the expressions parsed, so that a run applying a zone's
 // rules to every hostname parses each once (BenchmarkFor1000Hosts: 3.8 s
 // without it). It is emptied when it holds maxParsed.
@@ -278,12 +332,22 @@ func parseCached(src string) (*Expr, error) {
 	return e, err
 }
 
+// evalRule evaluates one rule's expression. What it says of it is kept to
+// cloudflare.ClipName's bound: a 16 KiB string or regular expression
+// quoted in a reason would be repeated on every path of the hostname.
 func evalRule(src string, env Env) Result {
 	e, err := parseCached(src)
 	if err != nil {
-		return Result{Truth: Unknown, Why: []string{"verify cannot read its expression (" + err.Error() + ")"}}
+		return Result{Truth: Unknown, Why: []string{"verify cannot read its expression (" + cloudflare.ClipName(err.Error()) + ")"}}
 	}
-	return e.Eval(env)
+	res := e.Eval(env)
+	for i := range res.Fields {
+		res.Fields[i] = cloudflare.ClipName(res.Fields[i])
+	}
+	for i := range res.Why {
+		res.Why[i] = cloudflare.ClipName(res.Why[i])
+	}
+	return res
 }
 
 func dependsSentence(ref Ref, res Result, sets []string) string {

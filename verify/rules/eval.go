@@ -1,11 +1,14 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxValueLen bounds a string built while evaluating (Cloudflare's whole
@@ -328,7 +331,10 @@ func evalCompare(n *node, env Env) Result {
 		// RE2 runs in time linear in the input: no pattern can hang it.
 		// Cloudflare's regular expressions are Rust's, nearly the same
 		// syntax; one Go cannot compile is left undecided.
-		re, err := regexp.Compile(b.s)
+		re, err := compileRegexp(b.s)
+		if errors.Is(err, errRegexpSize) {
+			return unknown(nil, []string{fmt.Sprintf("the regular expression %q, too large for verify to run (%v)", b.s, err)})
+		}
 		if err != nil {
 			return unknown(nil, []string{fmt.Sprintf("the regular expression %q, which verify cannot read", b.s)})
 		}
@@ -399,4 +405,73 @@ func wildcard(s, pattern string) bool {
 		pi++
 	}
 	return pi == len(pat)
+}
+
+// maxRegexpSize bounds a regular expression's size as RE2 would compile
+// it (about one instruction per literal, class or operator, a repetition
+// counting its body that many times). RE2 runs in linear time, but in
+// time linear in its program too: [a-z]{1,1000} repeated 1,250 times fits
+// in an expression, compiles to 2.5 million instructions in a second and
+// takes milliseconds per hostname. A hostname's pattern needs a few
+// hundred.
+const maxRegexpSize = 10000
+
+var errRegexpSize = errors.New("it would compile to more than 10,000 instructions")
+
+// regexps caches compiled patterns across hostnames (a rule is evaluated
+// once per hostname), at most maxCachedRegexps of them.
+var regexps = struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}{m: map[string]*regexp.Regexp{}}
+
+const maxCachedRegexps = 1024
+
+// compileRegexp compiles pattern unless it is larger than maxRegexpSize.
+func compileRegexp(pattern string) (*regexp.Regexp, error) {
+	regexps.Lock()
+	re, ok := regexps.m[pattern]
+	regexps.Unlock()
+	if ok {
+		return re, nil
+	}
+	parsed, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	if regexpSize(parsed) > maxRegexpSize {
+		return nil, errRegexpSize
+	}
+	re, err = regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	regexps.Lock()
+	if len(regexps.m) >= maxCachedRegexps {
+		clear(regexps.m)
+	}
+	regexps.m[pattern] = re
+	regexps.Unlock()
+	return re, nil
+}
+
+// regexpSize estimates the instructions of re, saturating past
+// maxRegexpSize. syntax.Parse bounds the nesting (1,000), so the
+// recursion is bounded.
+func regexpSize(re *syntax.Regexp) int {
+	n := 1
+	for _, sub := range re.Sub {
+		n += regexpSize(sub)
+		if n > maxRegexpSize {
+			return maxRegexpSize + 1
+		}
+	}
+	if re.Op == syntax.OpRepeat {
+		times := max(re.Max, re.Min, 1)
+		if n > (maxRegexpSize+1)/times {
+			return maxRegexpSize + 1
+		}
+		n *= times
+	}
+	return n
 }

@@ -21,7 +21,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		// The same input as a Page Rule URL pattern.
-		if r := MatchPageTarget(s, "api.example.com"); r.Truth == Unknown && len(r.Fields) == 0 {
+		if r := MatchPageTarget(s, "api.example.com"); r.Truth == Unknown && len(r.Fields)+len(r.Why) == 0 {
 			t.Fatalf("MatchPageTarget(%q): unknown without a reason", s)
 		}
 		e, err := Parse(s)

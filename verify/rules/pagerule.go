@@ -1,12 +1,19 @@
 package rules
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // MatchPageTarget matches a Page Rule URL pattern ("*example.com/*",
 // "http://www.example.com/shop/*") against every request to host. Only a
 // pattern whose path part is /* (and names no scheme or port) is decided by
 // the hostname alone; others depend on the request.
 func MatchPageTarget(pattern, host string) Result {
+	if len(pattern) > MaxExprLen {
+		// Matching is O(len(host)·len(pattern)): bounded like an expression.
+		return Result{Truth: Unknown, Why: []string{fmt.Sprintf("a URL pattern of %d bytes, more than the %d verify reads", len(pattern), MaxExprLen)}}
+	}
 	p := strings.TrimSpace(pattern)
 	var fields []string
 	p, scheme := cutScheme(p)

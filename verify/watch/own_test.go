@@ -9,12 +9,16 @@ import (
 
 	"github.com/cfguard/cfguard/verify/backend"
 	"github.com/cfguard/cfguard/verify/backend/logs"
+	"github.com/cfguard/cfguard/verify/probemark"
 )
 
-const (
-	ownNginx     = `2026/12/02 03:00:01 [crit] 12#12: *7 connect() to unix:/run/php/php8.2-fpm.sock failed (2: No such file or directory) while connecting to upstream, client: 127.0.0.1, server: example.test, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "example.test", referrer: "https://cfguard-probe.invalid/0123456789abcdef"` + "\n"
+// ownID is an id verify made on this host (probemark.Ours).
+var ownID = probemark.New()
+
+var (
+	ownNginx     = `2026/12/02 03:00:01 [crit] 12#12: *7 connect() to unix:/run/php/php8.2-fpm.sock failed (2: No such file or directory) while connecting to upstream, client: 127.0.0.1, server: example.test, request: "GET / HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "example.test", referrer: "https://cfguard-probe.invalid/` + ownID + `"` + "\n"
 	apacheServer = `[Wed Dec 02 03:00:01.947990 2026] [proxy:error] [pid 58:tid 61] (2)No such file or directory: AH02454: FCGI: attempt to connect to Unix domain socket /run/php/php8.2-fpm.sock (localhost:8000) failed` + "\n"
-	apacheOwn    = `[Wed Dec 02 03:00:01.948040 2026] [proxy_fcgi:error] [pid 58:tid 61] [client 127.0.0.1:38622] AH01079: failed to make connection to backend: localhost, referer: https://cfguard-probe.invalid/0123456789abcdef` + "\n"
+	apacheOwn    = `[Wed Dec 02 03:00:01.948040 2026] [proxy_fcgi:error] [pid 58:tid 61] [client 127.0.0.1:38622] AH01079: failed to make connection to backend: localhost, referer: https://cfguard-probe.invalid/` + ownID + "\n"
 )
 
 // TestFollowerMarksOwnRequests: the follower gives Apache's line that names
@@ -39,7 +43,7 @@ func TestFollowerMarksOwnRequests(t *testing.T) {
 		t.Errorf("the line naming no request was not held back (-want +got)\n%s", diff)
 	}
 	appendTo(t, p, apacheOwn)
-	want := []line{{string(logs.NoSuchFile), "0123456789abcdef"}, {string(logs.ConnectFailed), "0123456789abcdef"}}
+	want := []line{{string(logs.NoSuchFile), ownID}, {string(logs.ConnectFailed), ownID}}
 	if diff := cmp.Diff(want, marks(ff.Read())); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}

@@ -103,11 +103,12 @@ func MarkThreads(es []Entry) {
 const maxPending = 16
 
 // Visitors are the entries that are not about one of verify's own
-// requests; probes is how many were left out.
+// requests; probes is how many were left out. A mark verify did not make
+// (probemark.Ours: a visitor's forged Referer) leaves the line a visitor's.
 func Visitors(es []Entry) (visitors []Entry, probes int) {
 	visitors = make([]Entry, 0, len(es))
 	for _, e := range es {
-		if e.Probe != "" {
+		if Own(e) {
 			probes++
 			continue
 		}
@@ -115,3 +116,7 @@ func Visitors(es []Entry) (visitors []Entry, probes int) {
 	}
 	return visitors, probes
 }
+
+// Own reports whether e is about one of verify's own requests: it carries
+// a mark verify made on this host.
+func Own(e Entry) bool { return e.Probe != "" && probemark.Ours(e.Probe) }
