@@ -51,6 +51,13 @@ EOF
 
 	local vscale="$cf --api-url http://127.0.0.1:8104 verify --zone example.org --nginx-config $site/nginx.conf"
 	scale_one "cfguard verify ($hosts hostnames, $((2 * hosts)) paths, nginx origin)" "$vscale" "$want" || return 1
+	# --json: the document must hold every path; its peak RSS too.
+	local n rss
+	n=$(inns $vscale --json | jq '.paths | length')
+	[ "$n" = $((2 * hosts)) ] || { echo "bench: verify --json: $n paths, want $((2 * hosts))"; return 1; }
+	rss=$(inns /usr/bin/time -f %M $vscale --json 2>&1 >/dev/null | tail -1)
+	echo "bench: cfguard verify --json ($hosts hostnames): $n paths; peak RSS $((rss / 1024)) MiB"
+	echo "| ↳ \`verify --json\`, the same: peak RSS $((rss / 1024)) MiB, $n paths in the document | | | | |" >>"$out"
 
 	# A busy ruleset: the shape of sim.BenchmarkCheckPrefixManyRules, with
 	# the usual ct state accept first (else every packet, not only each
