@@ -14,6 +14,7 @@ scale_verify() {
 	local want="all $((2 * hosts)) paths pass"
 	command -v nginx >/dev/null || { echo "bench: no nginx: the 10,000-hostname rows are skipped (apt-get install nginx)"; return 0; }
 	command -v openssl >/dev/null || { echo "bench: no openssl: the 10,000-hostname rows are skipped"; return 0; }
+	command -v jq >/dev/null || { echo "bench: no jq: the 10,000-hostname rows are skipped (apt-get install jq)"; return 0; }
 	mkdir -p "$site"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj "/CN=*.example.org" -addext "subjectAltName=DNS:*.example.org" \
