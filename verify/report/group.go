@@ -191,7 +191,7 @@ func writeGroup(b *strings.Builder, p painter, g *group) {
 func writeOn(b *strings.Builder, p painter, g *group) {
 	if g.n == 1 {
 		fmt.Fprintf(b, "    on %s\n", pathName(g.first))
-		writeNotes(b, p, g, g.first, g.first.Rules, "      ")
+		writeNotes(b, p, g, g.first, g.first.Rules, "      ", false)
 		return
 	}
 	if len(g.seen) == g.n {
@@ -199,7 +199,8 @@ func writeOn(b *strings.Builder, p painter, g *group) {
 	} else {
 		fmt.Fprintf(b, "    on %d paths of %s:\n", g.n, plural(len(g.seen), "hostname"))
 	}
-	width, listed := 0, 0
+	width, listed, quiet := 0, 0, 0
+	var quietEdge *EdgeCounts
 	for _, h := range g.hosts {
 		width = max(width, len(h.name))
 	}
@@ -218,8 +219,21 @@ func writeOn(b *strings.Builder, p painter, g *group) {
 			w += fmt.Sprintf(" and %d more", h.more)
 		}
 		fmt.Fprintf(b, "      %-*s %s\n", width, h.name, w)
-		writeNotes(b, p, g, h.first, h.rules, "        ")
+		if writeNotes(b, p, g, h.first, h.rules, "        ", true) {
+			quiet, quietEdge = quiet+1, h.first.Edge
+		}
 		listed += n + h.more
+	}
+	if quiet > 0 {
+		// One line for the hostnames the edge served no 502–530 at all,
+		// rather than the same line under each.
+		who := "these " + plural(quiet, "hostname")
+		if quiet < len(g.hosts) {
+			who = plural(quiet, "hostname") + " above"
+		} else if quiet == 1 {
+			who = "this hostname"
+		}
+		fmt.Fprintf(b, "      Cloudflare served %s no 502–530 in %s\n", who, quietEdge.Window())
 	}
 	if hidden := len(g.seen) - len(g.hosts); hidden > 0 {
 		paths := ""
@@ -287,17 +301,24 @@ func nameByte(c byte) bool {
 
 // writeNotes writes under a hostname of a group what is its own, not the
 // group's: the rules that changed its paths, and for a failure what
-// Cloudflare's edge served it.
-func writeNotes(b *strings.Builder, p painter, g *group, first Path, rules []string, indent string) {
+// Cloudflare's edge served it. Among several hostnames (among), one the
+// edge served no 502–530 at all gets no line of its own: writeNotes
+// reports it (quiet) for one line under the group.
+func writeNotes(b *strings.Builder, p painter, g *group, first Path, rules []string, indent string, among bool) (quiet bool) {
 	if g.kind == groupWarning {
-		return
+		return false
 	}
 	for _, r := range rules {
 		fmt.Fprintf(b, "%s%s\n", indent, p.paint(ansiDim, "· as changed by "+r))
 	}
-	if g.kind == groupFail {
-		if note := edgeNote(first); note != "" {
-			fmt.Fprintf(b, "%s%s\n", indent, note)
-		}
+	if g.kind != groupFail {
+		return false
 	}
+	if among && first.Edge != nil && len(first.Edge.Counts) == 0 {
+		return true
+	}
+	if note := edgeNote(first); note != "" {
+		fmt.Fprintf(b, "%s%s\n", indent, note)
+	}
+	return false
 }
