@@ -32,13 +32,14 @@ lint:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(STATICCHECK) ./...
-	cd internal/cmd/mkdeb && $(GO) vet ./...
+	cd internal/cmd/mkdeb && $(GO) vet ./... && $(GO) mod tidy -diff
 
 vuln:
 	@if curl -fsS -m 10 -o /dev/null $(VULNDB)/index/db.json 2>/dev/null; then $(GOVULNCHECK) ./...; else echo "govulncheck skipped: $(VULNDB) is unreachable"; fi
 
 test: lint
 	$(GO) test -count=1 -timeout 25m ./...
+	cd internal/cmd/mkdeb && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-smoke
 
 demo: build
@@ -74,7 +75,9 @@ FUZZ_TARGETS = \
 	FuzzParseEdgeAnswer:./verify/cloudflare \
 	FuzzParseRuleset:./verify/cloudflare \
 	FuzzParseEdge:./internal/cmd/cfapi-standin \
-	FuzzParse:./verify/rules
+	FuzzParse:./verify/rules \
+	FuzzEsc:./internal/manpage \
+	FuzzFirstErrorLine:./systemd/recovery
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
@@ -82,6 +85,8 @@ fuzz-smoke:
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+	@echo "== FuzzDebVersion (./internal/cmd/mkdeb, its own module, $(FUZZTIME))"
+	@cd internal/cmd/mkdeb && $(GO) test -run '^$$' -fuzz '^FuzzDebVersion$$' -fuzztime $(FUZZTIME) .
 
 bench-watch:
 	./scripts/bench-watch.sh
