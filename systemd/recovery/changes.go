@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 )
 
 // changeBuffer is how many unit changes wait for the watch before newer
@@ -52,7 +53,10 @@ func (s *Systemd) Changes(ctx context.Context) (<-chan string, error) {
 
 // forward passes on the units whose ActiveState or SubState c reports
 // changed, until ctx ends. The properties come with the signal: no call
-// back into systemd per change.
+// back into systemd per change. systemd sends a unit's whole property set
+// whenever anything of it changes — PHP-FPM's STATUS= line every 10 s
+// included — so a unit is passed on only when its state differs from the
+// one last seen.
 func forward(ctx context.Context, c signals) <-chan string {
 	updates := make(chan *sddbus.PropertiesUpdate, changeBuffer)
 	errs := make(chan error, changeBuffer)
@@ -61,6 +65,7 @@ func forward(ctx context.Context, c signals) <-chan string {
 	go func() {
 		defer close(out)
 		defer c.Close()
+		seen := states{}
 		for {
 			select {
 			case <-ctx.Done():
@@ -69,7 +74,7 @@ func forward(ctx context.Context, c signals) <-chan string {
 				// "update channel is full": changes were dropped; the
 				// ones still queued say enough.
 			case u := <-updates:
-				if u == nil || !stateChanged(u.Changed) {
+				if u == nil || !seen.changed(u.UnitName, u.Changed) {
 					continue
 				}
 				select {
@@ -80,6 +85,40 @@ func forward(ctx context.Context, c signals) <-chan string {
 		}
 	}()
 	return out
+}
+
+// maxStates bounds the units whose state forward remembers; past it, it
+// forgets them all (the next signal of each is then passed on once).
+const maxStates = 4096
+
+// states is the last ActiveState and SubState seen per unit.
+type states map[string][2]string
+
+// changed records what the signal says of unit's state and reports whether
+// it differs from what was seen before (a unit first seen counts as
+// changed). A signal without either property changes nothing.
+func (st states) changed(unit string, props map[string]dbus.Variant) bool {
+	a, okA := props["ActiveState"]
+	b, okS := props["SubState"]
+	if !okA && !okS {
+		return false
+	}
+	prev, known := st[unit]
+	now := prev
+	if okA {
+		now[0] = fmt.Sprint(a.Value())
+	}
+	if okS {
+		now[1] = fmt.Sprint(b.Value())
+	}
+	if known && now == prev {
+		return false
+	}
+	if !known && len(st) >= maxStates {
+		clear(st)
+	}
+	st[unit] = now
+	return true
 }
 
 // dialSignalConn dials a connection to systemd for signals.
@@ -94,11 +133,4 @@ func dialSignalConn(ctx context.Context) (signals, error) {
 		return nil, fmt.Errorf("%w: not a systemd D-Bus connection", ErrNoSystemd)
 	}
 	return sc, nil
-}
-
-// stateChanged reports whether a unit's activity changed.
-func stateChanged[V any](changed map[string]V) bool {
-	_, a := changed["ActiveState"]
-	_, s := changed["SubState"]
-	return a || s
 }

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -34,11 +35,21 @@ func TestChangesPassesStateChangesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := dbus.MakeVariant("x")
-	f.updates <- &sddbus.PropertiesUpdate{UnitName: "cron.service", Changed: map[string]dbus.Variant{"CPUUsageNSec": v}}
-	f.updates <- &sddbus.PropertiesUpdate{UnitName: "php8.2-fpm.service", Changed: map[string]dbus.Variant{"ActiveState": v, "SubState": v}}
-	f.updates <- &sddbus.PropertiesUpdate{UnitName: "nginx.service", Changed: map[string]dbus.Variant{"SubState": v}}
-	for _, want := range []string{"php8.2-fpm.service", "nginx.service"} {
+	send := func(unit string, kv ...string) {
+		m := map[string]dbus.Variant{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = dbus.MakeVariant(kv[i+1])
+		}
+		f.updates <- &sddbus.PropertiesUpdate{UnitName: unit, Changed: m}
+	}
+	send("cron.service", "CPUUsageNSec", "x")
+	send("php8.2-fpm.service", "ActiveState", "active", "SubState", "running", "StatusText", "Processes active: 0")
+	// PHP-FPM's STATUS= every 10 s: systemd sends the whole set again,
+	// the state unchanged: not a change.
+	send("php8.2-fpm.service", "ActiveState", "active", "SubState", "running", "StatusText", "Processes active: 1")
+	send("nginx.service", "SubState", "running")
+	send("php8.2-fpm.service", "ActiveState", "failed", "SubState", "failed")
+	for _, want := range []string{"php8.2-fpm.service", "nginx.service", "php8.2-fpm.service"} {
 		select {
 		case got := <-ch:
 			if got != want {
@@ -95,5 +106,17 @@ func TestChangesWithoutSignalConnection(t *testing.T) {
 	s := newSystemd(nil, nil, time.Now, DefaultPolicy)
 	if _, err := s.Changes(context.Background()); err == nil {
 		t.Fatal("Changes without a way to reach systemd succeeded")
+	}
+}
+
+func TestStatesBounded(t *testing.T) {
+	st := states{}
+	for i := range 3 * maxStates {
+		if !st.changed(fmt.Sprint("u", i, ".service"), map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("active")}) {
+			t.Fatalf("unit %d, first seen, not reported as changed", i)
+		}
+	}
+	if len(st) > maxStates {
+		t.Errorf("%d units remembered, want at most %d", len(st), maxStates)
 	}
 }
