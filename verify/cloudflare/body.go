@@ -1,6 +1,8 @@
 package cloudflare
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,4 +67,45 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 func tooLarge(what string) *Error {
 	return &Error{Kind: KindAPI, What: what,
 		APIMessage: fmt.Sprintf("more than %d MiB in one answer, far more than any real page: stopped reading (check --api-url)", MaxBodyBytes>>20)}
+}
+
+// rawBody is a middleware that keeps an answer's body for verify to decode
+// and hands the SDK the same answer with an empty result (empty: "{}" or
+// "[]"): the SDK still makes the request, authenticates, retries and reads
+// the error envelope, and its generated types never see the result. An
+// answer that is not a JSON object is kept in err, and the SDK gets an
+// empty success so that it does not retry it. It runs inside limitBody, so
+// it caps the body itself.
+type rawBody struct {
+	empty string
+	body  []byte
+	err   error
+}
+
+func (rb *rawBody) take(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	res, err := next(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	body, err := io.ReadAll(capBody(res.Body))
+	res.Body.Close()
+	if errors.Is(err, errBodyTooLarge) {
+		// With the response, so that the SDK does not retry.
+		res.Body = http.NoBody
+		return res, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	rb.body = body
+	var rest map[string]json.RawMessage
+	if rb.err = json.Unmarshal(body, &rest); rb.err == nil {
+		rest["result"] = json.RawMessage(rb.empty)
+		body, _ = json.Marshal(rest)
+	} else {
+		body = []byte(`{"success":true,"errors":[],"messages":[],"result":` + rb.empty + `}`)
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	res.ContentLength = int64(len(body))
+	return res, nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +230,33 @@ func TestUnreachable(t *testing.T) {
 	}
 	if !strings.HasPrefix(err.Error(), "cannot verify the API token: the Cloudflare API did not answer") {
 		t.Errorf("message: %s", err)
+	}
+}
+
+// A page of DNS records that is not the API's JSON is one line, not
+// retried and not handed to the SDK's decoder.
+func TestDNSRecordsNotJSON(t *testing.T) {
+	for _, tt := range []struct{ body, want string }{
+		{`<html>502 Bad Gateway</html>`, "cannot list DNS records: Cloudflare answered something that is not JSON (invalid character '<' looking for beginning of value)"},
+		{`{"success":true,"errors":[],"messages":[],"result":{"type":"A"}}`, "cannot list DNS records: Cloudflare answered in a form verify does not know (the result is not a list of records)"},
+	} {
+		requests := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests++
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, tt.body)
+		}))
+		c, err := New(Config{BaseURL: srv.URL, Token: "test-token"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.DNSRecords(context.Background(), "z")
+		srv.Close()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("DNSRecords: %v\nwant %s", err, tt.want)
+		}
+		if requests != 1 {
+			t.Errorf("%d requests, want 1 (no retry)", requests)
+		}
 	}
 }
