@@ -14,7 +14,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/procfs"
 )
@@ -84,6 +87,33 @@ func Unix(root string) ([]Listener, error) {
 			continue
 		}
 		out = append(out, Listener{Path: l.Path, Inode: l.Inode})
+	}
+	return out, nil
+}
+
+// SocketInodes lists the socket inodes process pid holds open, from the
+// "socket:[INODE]" links of root/PID/fd (root: "/proc" or a test's tree).
+// A process whose descriptors cannot be read (gone, or another user's
+// without the capability) is an error.
+func SocketInodes(root string, pid int) ([]uint64, error) {
+	dir := filepath.Join(root, strconv.Itoa(pid), "fd")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		in, ok := strings.CutPrefix(link, "socket:[")
+		if !ok {
+			continue
+		}
+		if ino, err := strconv.ParseUint(strings.TrimSuffix(in, "]"), 10, 64); err == nil {
+			out = append(out, ino)
+		}
 	}
 	return out, nil
 }

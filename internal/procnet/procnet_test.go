@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -135,5 +136,31 @@ func TestThisNamespace(t *testing.T) {
 	}
 	if _, err := Unix("/proc/thread-self"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestSocketInodes(t *testing.T) {
+	root := t.TempDir()
+	fd := filepath.Join(root, "42", "fd")
+	if err := os.MkdirAll(fd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"0": "/dev/null", "3": "socket:[1001]", "4": "pipe:[77]", "5": "socket:[1002]", "6": "socket:[x]",
+	} {
+		if err := os.Symlink(target, filepath.Join(fd, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := SocketInodes(root, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if d := cmp.Diff([]uint64{1001, 1002}, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if _, err := SocketInodes(root, 43); err == nil {
+		t.Error("a process that is not there: no error")
 	}
 }

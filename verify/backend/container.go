@@ -193,18 +193,9 @@ func inNS(procRoot string, pid int, ns string) bool {
 // socketHolder is the first of pids holding one of the socket inodes.
 func socketHolder(procRoot string, pids []int, inodes map[uint64]bool) (int, bool) {
 	for _, pid := range pids {
-		dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			link, err := os.Readlink(filepath.Join(dir, e.Name()))
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
-			if err == nil && inodes[ino] {
+		held, _ := procnet.SocketInodes(procRoot, pid)
+		for _, ino := range held {
+			if inodes[ino] {
 				return pid, true
 			}
 		}

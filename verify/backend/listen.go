@@ -3,10 +3,6 @@ package backend
 import (
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/cfguard/cfguard/internal/procnet"
 )
@@ -40,20 +36,8 @@ func listenerUnits(procRoot string, ps []*proc) map[string]string {
 		if p.unit == "" || p.userUnit {
 			continue
 		}
-		dir := filepath.Join(procRoot, strconv.Itoa(p.pid), "fd")
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			link, err := os.Readlink(filepath.Join(dir, e.Name()))
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			inode, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
-			if err != nil {
-				continue
-			}
+		held, _ := procnet.SocketInodes(procRoot, p.pid)
+		for _, inode := range held {
 			l, ok := byInode[inode]
 			if !ok {
 				continue

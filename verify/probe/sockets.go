@@ -17,7 +17,7 @@ type Socket struct {
 	Addr    netip.Addr
 	Port    int
 	Process string // command name of a process holding it, "" if unknown
-	inode   string
+	inode   uint64
 }
 
 // String is "0.0.0.0:80 (nginx)" or "[::]:443".
@@ -44,7 +44,7 @@ func ListeningSockets() ([]Socket, error) {
 	}
 	socks := make([]Socket, 0, len(ls))
 	for _, l := range ls {
-		socks = append(socks, Socket{Addr: l.Addr.Addr(), Port: int(l.Addr.Port()), inode: strconv.FormatUint(l.Inode, 10)})
+		socks = append(socks, Socket{Addr: l.Addr.Addr(), Port: int(l.Addr.Port()), inode: l.Inode})
 	}
 	nameProcesses(socks)
 	slices.SortFunc(socks, func(a, b Socket) int {
@@ -56,7 +56,7 @@ func ListeningSockets() ([]Socket, error) {
 // nameProcesses fills Socket.Process from /proc/PID/fd links
 // ("socket:[INODE]"). Unreadable processes are skipped.
 func nameProcesses(socks []Socket) {
-	want := map[string][]int{}
+	want := map[uint64][]int{}
 	for i, s := range socks {
 		want[s.inode] = append(want[s.inode], i)
 	}
@@ -65,21 +65,14 @@ func nameProcesses(socks []Socket) {
 	}
 	pids, _ := os.ReadDir("/proc")
 	for _, pid := range pids {
-		if pid.Name()[0] < '0' || pid.Name()[0] > '9' {
-			continue
-		}
-		dir := filepath.Join("/proc", pid.Name(), "fd")
-		fds, err := os.ReadDir(dir)
+		n, err := strconv.Atoi(pid.Name())
 		if err != nil {
 			continue
 		}
+		held, _ := procnet.SocketInodes("/proc", n)
 		var comm string
-		for _, fd := range fds {
-			link, err := os.Readlink(filepath.Join(dir, fd.Name()))
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			idx, ok := want[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")]
+		for _, ino := range held {
+			idx, ok := want[ino]
 			if !ok {
 				continue
 			}
